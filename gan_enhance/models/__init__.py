@@ -1,0 +1,1 @@
+"""Generators, discriminators and their registries."""
