@@ -32,8 +32,8 @@ demo: $(VENV)/.installed
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash recipes/demo/run.sh
 
 lint: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check gan_enhance tests benchmarks
-	$(VENV)/bin/ruff format --check gan_enhance tests benchmarks
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test: lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
