@@ -1,8 +1,21 @@
 """gan_enhance: train GAN audio-enhancement models and run them on files.
 
 Importing the package is cheap: heavy submodules load on first use.
+
+>>> import gan_enhance
+>>> model = gan_enhance.load_generator("exports/denoise")   # doctest: +SKIP
+>>> enhanced, rate = model.enhance(waveform, sample_rate)      # doctest: +SKIP
 """
 
 from gan_enhance.version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_generator"]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import gan_enhance` does not import torch; only the inference path is loaded.
+    if name == "load_generator":
+        from gan_enhance.bundle import load_generator
+
+        return load_generator
+    raise AttributeError(f"module 'gan_enhance' has no attribute {name!r}")

@@ -1,0 +1,309 @@
+"""Save and load a generator bundle: the generator alone, as ``model.safetensors`` + ``config.json``.
+
+A bundle is what users ship and what inference loads. Loading one needs neither argbind nor the training
+code nor the discriminators, and never unpickles anything: the weights come from safetensors and the
+architecture from JSON (the registry name and the constructor arguments the registry recorded when it
+built the generator). Weight norm is folded into plain weights before saving, so a loaded generator runs
+the inference graph directly.
+
+Folder layout::
+
+    OUT/
+      model.safetensors   weights (weight norm removed)
+      config.json         {"format", "format_version", "version", "generator": {"name", "kwargs"},
+                           "in_sample_rate", "out_sample_rate", "context", "alignment", "source"}
+      model.onnx          optional, written by ``gan-enhance export --onnx``
+      model.ts            optional, written by ``gan-enhance export --torchscript``
+
+Writes are atomic: files go to a hidden staging folder next to ``OUT`` which is renamed into place only
+when complete, so an interrupted export never leaves a half-written bundle under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import types
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from gan_enhance.errors import CheckpointError
+from gan_enhance.version import __version__
+
+FORMAT = "gan_enhance.generator"
+# Bumped when the folder layout changes in a way older loaders cannot read.
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+ONNX_FILE = "model.onnx"
+TORCHSCRIPT_FILE = "model.ts"
+BUNDLE_FILES = (WEIGHTS_FILE, CONFIG_FILE, ONNX_FILE, TORCHSCRIPT_FILE)
+
+
+def generator_registry():
+    """The generator registry (imported on first use so this module loads without the backbones)."""
+    from gan_enhance.models.generators import GENERATORS
+
+    return GENERATORS
+
+
+def bundle_config(generator: nn.Module, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``config.json`` content describing ``generator``.
+
+    Parameters
+    ----------
+    generator : Generator
+        Built through the generator registry (it carries ``build_config``).
+    extra : dict, optional
+        Where the weights came from (checkpoint, step, metrics, ...); stored under ``"source"``.
+        Must be JSON-serialisable.
+    """
+    build_config = getattr(generator, "build_config", None)
+    if not isinstance(build_config, dict) or "name" not in build_config or "kwargs" not in build_config:
+        raise CheckpointError(
+            f"cannot export a {type(generator).__name__} without a build_config: build it with "
+            "gan_enhance.models.generators.build_generator(name, **kwargs) so it can be rebuilt from JSON"
+        )
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "version": __version__,
+        "generator": {"name": build_config["name"], "kwargs": build_config["kwargs"]},
+        "in_sample_rate": int(generator.in_sample_rate),
+        "out_sample_rate": int(generator.out_sample_rate),
+        "context": int(generator.context),
+        "alignment": int(getattr(generator, "alignment", 1)),
+        "source": dict(extra or {}),
+    }
+
+
+def inference_copy(generator: nn.Module) -> nn.Module:
+    """A fresh copy of ``generator`` in eval mode on CPU with weight norm folded in.
+
+    The copy is rebuilt from ``build_config`` and loaded with the state dict rather than deep-copied:
+    a deep copy of a weight-normed module shares its parametrization class with the original, and
+    removing weight norm from the copy would then break the original.
+    """
+    config = bundle_config(generator)["generator"]
+    copy = generator_registry().build(config["name"], **config["kwargs"])
+    copy.load_state_dict({key: value.detach().cpu() for key, value in generator.state_dict().items()})
+    return copy.eval().remove_weight_norm()
+
+
+def write_bundle_files(generator: nn.Module, folder: str, extra: dict[str, Any] | None = None) -> nn.Module:
+    """Write ``model.safetensors`` and ``config.json`` for ``generator`` into an existing ``folder``.
+
+    Returns
+    -------
+    nn.Module
+        The inference copy that was saved (weight norm removed, eval mode, CPU), for further exports.
+    """
+    from safetensors.torch import save_model
+
+    config = bundle_config(generator, extra)
+    try:
+        text = json.dumps(config, indent=2, sort_keys=True)
+    except TypeError as error:
+        raise CheckpointError(
+            f"export metadata is not JSON-serialisable ({error}); pass plain values"
+        ) from None
+    model = inference_copy(generator)
+    # save_model (not save_file) copes with tied weights, which safetensors cannot store twice.
+    save_model(model, os.path.join(folder, WEIGHTS_FILE), metadata={"format": "pt", "bundle": FORMAT})
+    with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    return model
+
+
+def _is_replaceable(path: str) -> bool:
+    """True when ``path`` is absent, an empty folder, or a folder holding only bundle files."""
+    if not os.path.exists(path):
+        return True
+    if not os.path.isdir(path):
+        return False
+    return all(name in BUNDLE_FILES for name in os.listdir(path))
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: str | os.PathLike) -> Iterator[str]:
+    """Yield a hidden staging folder next to ``out_dir``; on success it replaces ``out_dir`` atomically.
+
+    An existing ``out_dir`` is replaced only when it is empty or holds nothing but bundle files, so a
+    mistyped path never deletes unrelated data. On an exception the staging folder is removed and
+    ``out_dir`` is left as it was.
+    """
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    if not _is_replaceable(out_dir):
+        raise CheckpointError(
+            f"'{out_dir}' exists and is not an exported model folder; choose a new or empty output folder"
+        )
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.staging.", dir=parent)
+    try:
+        yield staging
+        # mkdtemp makes the folder private; give it the permissions a plain mkdir would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)
+        if os.path.exists(out_dir):
+            # A folder cannot be renamed over a non-empty one: move the old bundle aside first.
+            retired = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old.", dir=parent)
+            os.replace(out_dir, os.path.join(retired, "bundle"))
+            os.replace(staging, out_dir)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        if os.path.exists(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def save_bundle(generator: nn.Module, out_dir: str | os.PathLike, extra: dict[str, Any] | None = None) -> str:
+    """Export ``generator`` as ``out_dir/{model.safetensors, config.json}``, atomically.
+
+    Parameters
+    ----------
+    generator : Generator
+        Any backbone built through the registry; it is copied, so weight norm stays on the original.
+    out_dir : str or PathLike
+        Created (with parents) or replaced when it already holds a bundle.
+    extra : dict, optional
+        JSON-serialisable provenance stored as ``config.json["source"]``.
+
+    Returns
+    -------
+    str
+        The absolute path of the bundle folder.
+    """
+    with staged_folder(out_dir) as staging:
+        write_bundle_files(generator, staging, extra)
+    return os.path.abspath(os.fspath(out_dir))
+
+
+def read_bundle_config(model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Read and check ``config.json`` of a bundle.
+
+    Raises
+    ------
+    CheckpointError
+        If the folder or file is missing, not JSON, not a generator bundle, or from a newer format.
+    """
+    model_dir = os.fspath(model_dir)
+    if not os.path.isdir(model_dir):
+        raise CheckpointError(
+            f"model folder '{model_dir}' does not exist; pass a folder made by gan-enhance export"
+        )
+    path = os.path.join(model_dir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise CheckpointError(
+            f"'{path}' is missing; '{model_dir}' is not an exported model (gan-enhance export)"
+        )
+    try:
+        with open(path, encoding="utf-8") as handle:
+            config = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"'{path}' is not valid JSON ({error}); re-export the model") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"'{path}' does not describe a gan_enhance generator (format != '{FORMAT}')")
+    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"'{path}' has bundle format {config['format_version']}, newer than this gan_enhance "
+            f"({__version__}) reads ({FORMAT_VERSION}); upgrade gan_enhance"
+        )
+    generator = config.get("generator")
+    if (
+        not isinstance(generator, dict)
+        or not isinstance(generator.get("kwargs"), dict)
+        or "name" not in generator
+    ):
+        raise CheckpointError(f"'{path}' lacks generator.name / generator.kwargs; re-export the model")
+    return config
+
+
+def _build(config: dict[str, Any], path: str) -> nn.Module:
+    registry = generator_registry()
+    name, kwargs = config["generator"]["name"], config["generator"]["kwargs"]
+    if name not in registry:
+        raise CheckpointError(
+            f"'{path}' needs generator {name!r}, which this gan_enhance ({__version__}) does not have; "
+            f"known: {', '.join(registry.names())}"
+        )
+    try:
+        return registry.build(name, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"'{path}': cannot build generator {name!r} from its settings ({error})"
+        ) from None
+
+
+def _enhance(self: nn.Module, waveform, sample_rate: int, **options):
+    """Enhance a waveform with this generator; see :meth:`gan_enhance.enhance.Enhancer.enhance_waveform`.
+
+    ``options`` go to :class:`~gan_enhance.enhance.Enhancer` (``chunk_seconds``, ``batch_size``,
+    ``keep_sample_rate``, ...). Returns ``(enhanced, sample_rate)``.
+    """
+    # enhance sits one layer above this module (it loads bundles), so it is imported on use.
+    from gan_enhance.enhance import Enhancer
+
+    device = next(self.parameters(), torch.empty(0)).device
+    options.setdefault("device", str(device))
+    return Enhancer(self, **options).enhance_waveform(waveform, sample_rate)
+
+
+def load_generator(model_dir: str | os.PathLike, device: str = "cpu") -> nn.Module:
+    """Load an exported generator for inference (eval mode, weight norm removed).
+
+    Only ``config.json`` (JSON) and ``model.safetensors`` are read; nothing is unpickled.
+
+    Parameters
+    ----------
+    model_dir : str or PathLike
+        A folder written by :func:`save_bundle` / ``gan-enhance export``.
+    device : str
+        Where to put the weights (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+
+    Returns
+    -------
+    Generator
+        The backbone, with an extra bound method ``enhance(waveform, sample_rate, **options)``.
+
+    Raises
+    ------
+    CheckpointError
+        If the folder, config or weights are missing, corrupt, or do not fit the architecture.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    model_dir = os.fspath(model_dir)
+    config = read_bundle_config(model_dir)
+    config_path = os.path.join(model_dir, CONFIG_FILE)
+    weights_path = os.path.join(model_dir, WEIGHTS_FILE)
+    if not os.path.isfile(weights_path):
+        raise CheckpointError(f"'{weights_path}' is missing; re-export the model into '{model_dir}'")
+    generator = _build(config, config_path)
+    generator.remove_weight_norm()
+    try:
+        missing, unexpected = load_model(generator, weights_path, strict=False, device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"'{weights_path}' is corrupt or does not fit its config ({error})") from None
+    if missing or unexpected:
+        raise CheckpointError(
+            f"'{weights_path}' does not match the architecture in '{config_path}': "
+            f"missing {missing or 'none'}, unexpected {unexpected or 'none'}; re-export the model"
+        )
+    for key in ("in_sample_rate", "out_sample_rate"):
+        if key in config and int(config[key]) != int(getattr(generator, key)):
+            raise CheckpointError(
+                f"'{config_path}': {key} {config[key]} disagrees with the generator's settings"
+            )
+    generator = generator.to(device).eval()
+    generator.enhance = types.MethodType(_enhance, generator)
+    return generator

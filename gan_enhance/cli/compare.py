@@ -1,0 +1,79 @@
+"""``gan-enhance compare``: paired statistics between systems scored by ``gan-enhance evaluate``."""
+
+from __future__ import annotations
+
+import os
+
+from gan_enhance.cli._args import parser as make_parser
+from gan_enhance.errors import ConfigError
+
+HELP = "paired comparison of score tables: mean difference, bootstrap CI, t-test, Wilcoxon, winner"
+
+
+def build_parser():
+    parser = make_parser("compare", __doc__)
+    parser.add_argument(
+        "tables",
+        nargs="+",
+        metavar="[NAME=]CSV",
+        help="score tables; the first is the baseline every other one is compared with",
+    )
+    parser.add_argument(
+        "--metrics", default="", help="comma-separated metrics (default: those all tables share)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level for declaring a winner")
+    parser.add_argument(
+        "--test", choices=["wilcoxon", "ttest"], default="wilcoxon", help="test deciding the winner"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
+    parser.add_argument(
+        "--out", default="", help="folder for comparison.md and comparison.csv (default: none)"
+    )
+    return parser
+
+
+def _system_name(rows: list[dict], path: str) -> str:
+    names = {row.get("system") for row in rows if row.get("system")}
+    return names.pop() if len(names) == 1 else os.path.splitext(os.path.basename(path))[0]
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if len(args.tables) < 2:
+        raise ConfigError("compare needs at least two score tables (the baseline first)")
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha must lie in (0, 1), got {args.alpha}")
+
+    from gan_enhance.evaluate.compare import compare_systems, comparison_markdown
+    from gan_enhance.evaluate.report import read_scores_csv
+
+    tables = {}
+    for value in args.tables:
+        name, sep, path = value.partition("=")
+        if not sep or not name or os.path.exists(value):
+            name, path = "", value
+        rows = read_scores_csv(path)
+        name = name or _system_name(rows, path)
+        if name in tables:
+            raise ConfigError(f"two tables are both called '{name}'; name them with NAME=CSV")
+        tables[name] = rows
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
+    results = compare_systems(tables, metrics, args.alpha, args.test, args.seed, args.resamples)
+    text = comparison_markdown(results, args.alpha, args.test)
+    print(text)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "comparison.md"), "w", encoding="utf-8") as handle:
+            handle.write(text)
+        _write_rows(os.path.join(args.out, "comparison.csv"), [r.as_row() for r in results])
+    return 0
+
+
+def _write_rows(path: str, rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

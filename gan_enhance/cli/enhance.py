@@ -1,0 +1,101 @@
+"""``gan-enhance enhance MODEL_DIR INPUT... --output DIR``: enhance files and folders with an exported model."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from gan_enhance.cli._args import parser
+from gan_enhance.errors import AudioFileError, GanEnhanceError
+
+HELP = "enhance audio files or folders with an exported model (chunked, streaming, any rate)"
+
+
+def _arguments():
+    p = parser("enhance", HELP)
+    p.add_argument("model_dir", help="a folder written by gan-enhance export")
+    p.add_argument("inputs", nargs="+", help="audio files, or folders searched recursively")
+    p.add_argument(
+        "--output", "-o", required=True, help="folder for the enhanced files (tree mirrors inputs)"
+    )
+    p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk core length at the model's rate")
+    p.add_argument("--batch-size", type=int, default=4, help="chunks x channels per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument(
+        "--keep-sample-rate",
+        action="store_true",
+        help="write at the input's rate (default: the model's output rate)",
+    )
+    p.add_argument("--extension", default="", help="output format, e.g. wav or flac (default: the input's)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tuple[str, str]]:
+    """``(input, output)`` pairs: a file maps to ``output/<name>``, a folder to ``output/<folder>/<path>``.
+
+    Raises
+    ------
+    AudioFileError
+        If an input does not exist or a folder holds no audio.
+    """
+    from gan_enhance.audio import AUDIO_EXTENSIONS
+
+    jobs = []
+    for item in inputs:
+        if os.path.isdir(item):
+            root = os.path.abspath(item)
+            found = []
+            for folder, _, names in os.walk(root):
+                found += [os.path.join(folder, n) for n in names if n.lower().endswith(AUDIO_EXTENSIONS)]
+            if not found:
+                raise AudioFileError(f"folder '{item}' holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+            base = os.path.join(output, os.path.basename(root))
+            jobs += [(path, os.path.join(base, os.path.relpath(path, root))) for path in sorted(found)]
+        else:
+            # A missing or unreadable file is reported with the others, not here.
+            jobs.append((item, os.path.join(output, os.path.basename(item))))
+    if extension:
+        suffix = "." + extension.lstrip(".")
+        jobs = [(source, os.path.splitext(target)[0] + suffix) for source, target in jobs]
+    return jobs
+
+
+def main(argv: list[str]) -> int:
+    args = _arguments().parse_args(argv)
+    import torch
+
+    from gan_enhance.bundle import load_generator
+    from gan_enhance.enhance import Enhancer
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    generator = load_generator(args.model_dir, device=args.device)
+    enhancer = Enhancer(
+        generator,
+        chunk_seconds=args.chunk_seconds,
+        batch_size=args.batch_size,
+        device=args.device,
+        keep_sample_rate=args.keep_sample_rate,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    failed, written = 0, set()
+    jobs = collect_jobs(args.inputs, args.output, args.extension)
+    for source, target in jobs:
+        try:
+            if os.path.abspath(target) in written:
+                raise AudioFileError(
+                    f"'{source}': its output '{target}' was already written from another input"
+                )
+            if os.path.exists(target) and os.path.samefile(source, target):
+                raise AudioFileError(f"'{source}': output would overwrite the input; choose another --output")
+            enhancer.enhance_file(source, target)
+            written.add(os.path.abspath(target))
+            print(target, flush=True)
+        except (GanEnhanceError, OSError) as error:
+            failed += 1
+            print(f"gan-enhance enhance: error: {error}", file=sys.stderr, flush=True)
+    if failed:
+        print(f"gan-enhance enhance: {failed} of {len(jobs)} files failed", file=sys.stderr)
+    return 1 if failed else 0

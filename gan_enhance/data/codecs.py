@@ -1,0 +1,220 @@
+"""Lossy codecs (MP3, Ogg/Vorbis, Opus, in memory through soundfile) and the pitch-shift round trip."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import numpy as np
+import scipy.signal
+import soundfile
+
+from gan_enhance.data.transforms import DEGRADATIONS, Degradation, Params, check_range, log_uniform, uniform
+from gan_enhance.errors import ConfigError
+
+# Sample rates each encoder accepts (MPEG-1/2/2.5 layer III; Opus).
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+# libsndfile maps its compression level linearly onto these bitrate ranges (kbps): MPEG-1 layer III for
+# rates >= 32 kHz, MPEG-2 below; Opus over its whole range.
+MP3_KBPS_RANGE = {"mpeg1": (32.0, 320.0), "mpeg2": (8.0, 160.0)}
+OPUS_KBPS_RANGE = (6.0, 256.0)
+# libsndfile rejects a compression level of exactly 1.0 for MP3.
+MAX_COMPRESSION_LEVEL = 0.99
+CODECS = ("mp3", "vorbis", "opus")
+# Largest codec delay searched beyond the decoded surplus (samples); Opus' internal resampling shifts a
+# few samples.
+ALIGN_MAX_LAG = 64
+
+
+def _resample_poly(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    if orig_sr == new_sr:
+        return wav
+    ratio = Fraction(new_sr, orig_sr)
+    return scipy.signal.resample_poly(wav, ratio.numerator, ratio.denominator)
+
+
+def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:
+    return wav[:length] if wav.size >= length else np.pad(wav, (0, length - wav.size))
+
+
+def align_to(reference: np.ndarray, decoded: np.ndarray, max_lag: int = ALIGN_MAX_LAG) -> np.ndarray:
+    """``decoded`` shifted onto ``reference`` (delay found by cross-correlation) and cut to its length.
+
+    Decoders that honour the gapless-playback header return the input's length with no delay; when an
+    encoder adds delay and padding instead (MP3 at low rates), or resamples internally (Opus), the
+    decoded stream is late by the surplus or by a few samples. Searched lags: ``-max_lag`` to
+    ``surplus + max_lag``.
+    """
+    surplus = max(decoded.size - reference.size, 0)
+    correlation = scipy.signal.correlate(decoded, reference, mode="full", method="fft")
+    zero = reference.size - 1  # index of lag 0
+    low, high = max(zero - max_lag, 0), min(zero + surplus + max_lag, correlation.size - 1)
+    delay = int(np.argmax(correlation[low : high + 1])) + low - zero
+    if delay >= 0:
+        shifted = decoded[delay:]
+    else:
+        shifted = np.concatenate([np.zeros(-delay, dtype=decoded.dtype), decoded])
+    return _fit_length(shifted, reference.size)
+
+
+def encode_decode(wav: np.ndarray, sample_rate: int, codec: str, compression_level: float) -> np.ndarray:
+    """Encode ``wav`` (T,) with ``codec`` in memory and decode it back (same rate, same length)."""
+    container, subtype = {
+        "mp3": ("MP3", "MPEG_LAYER_III"),
+        "vorbis": ("OGG", "VORBIS"),
+        "opus": ("OGG", "OPUS"),
+    }[codec]
+    buffer = io.BytesIO()
+    extra = {"bitrate_mode": "CONSTANT"} if codec == "mp3" else {}
+    soundfile.write(
+        buffer,
+        np.clip(wav, -1.0, 1.0).astype(np.float32),
+        sample_rate,
+        format=container,
+        subtype=subtype,
+        compression_level=min(max(compression_level, 0.0), MAX_COMPRESSION_LEVEL),
+        **extra,
+    )
+    buffer.seek(0)
+    decoded, _ = soundfile.read(buffer, dtype="float32")
+    if decoded.ndim > 1:
+        decoded = decoded[:, 0]
+    return align_to(wav.astype(np.float32), decoded)
+
+
+@DEGRADATIONS.register("Codec")
+class Codec(Degradation):
+    """Encode and decode with a lossy codec at a random bitrate, keeping length and alignment.
+
+    Items whose rate an encoder does not accept are resampled to the nearest higher accepted rate (or the
+    highest) and back. MP3 bitrates below 32 kbps need an MPEG-2 rate, so such items are encoded at
+    24 kHz or lower, as real low-bitrate MP3 encoders do (the result is band-limited too).
+
+    Parameters
+    ----------
+    codecs : list[str]
+        Picked uniformly per item from mp3, vorbis, opus.
+    mp3_kbps : list[float]
+        [min, max] MP3 constant bitrate, drawn log-uniformly.
+    vorbis_quality : list[float]
+        [min, max] Vorbis quality in [0, 1] (0 lowest bitrate).
+    opus_kbps : list[float]
+        [min, max] Opus bitrate, drawn log-uniformly.
+    prob : float
+    """
+
+    def __init__(
+        self,
+        codecs: list[str] = list(CODECS),  # noqa: B006
+        mp3_kbps: list[float] = [8.0, 64.0],  # noqa: B006
+        vorbis_quality: list[float] = [0.0, 0.5],  # noqa: B006
+        opus_kbps: list[float] = [6.0, 32.0],  # noqa: B006
+        prob: float = 1.0,
+    ):
+        super().__init__(prob)
+        unknown = sorted(set(codecs) - set(CODECS))
+        if unknown or not codecs:
+            raise ConfigError(f"Codec.codecs: unknown {unknown}; use some of {list(CODECS)}")
+        self.codecs = list(codecs)
+        self.mp3_kbps = check_range(
+            "Codec.mp3_kbps", mp3_kbps, MP3_KBPS_RANGE["mpeg2"][0], MP3_KBPS_RANGE["mpeg1"][1]
+        )
+        self.vorbis_quality = check_range("Codec.vorbis_quality", vorbis_quality, 0.0, 1.0)
+        self.opus_kbps = check_range("Codec.opus_kbps", opus_kbps, *OPUS_KBPS_RANGE)
+
+    def sample(self, state: np.random.RandomState, sample_rate: int) -> Params:
+        return {
+            "codec": self.codecs[int(state.randint(len(self.codecs)))],
+            "mp3_kbps": log_uniform(state, self.mp3_kbps),
+            "vorbis_quality": uniform(state, self.vorbis_quality),
+            "opus_kbps": log_uniform(state, self.opus_kbps),
+        }
+
+    @staticmethod
+    def encoding_setup(codec: str, sample_rate: int, params: Params) -> tuple[int, float]:
+        """The rate to encode at and libsndfile's compression level for the drawn bitrate."""
+        if codec == "vorbis":
+            return sample_rate, 1.0 - params["vorbis_quality"]
+        if codec == "opus":
+            rate = min((r for r in OPUS_RATES if r >= sample_rate), default=OPUS_RATES[-1])
+            low, high = OPUS_KBPS_RANGE
+            return rate, (high - params["opus_kbps"]) / (high - low)
+        kbps = params["mp3_kbps"]
+        allowed = [r for r in MP3_RATES if r <= sample_rate] or [MP3_RATES[0]]
+        if kbps < MP3_KBPS_RANGE["mpeg1"][0]:
+            allowed = [r for r in allowed if r < 32000] or [MP3_RATES[0]]
+        rate = sample_rate if sample_rate in allowed else max(allowed)
+        low, high = MP3_KBPS_RANGE["mpeg1" if rate >= 32000 else "mpeg2"]
+        return rate, (high - kbps) / (high - low)
+
+    def transform(self, wav: np.ndarray, sample_rate: int, params: Params) -> np.ndarray:
+        codec = params["codec"]
+        rate, level = self.encoding_setup(codec, sample_rate, params)
+        coded = _resample_poly(wav.astype(np.float64), sample_rate, rate).astype(np.float32)
+        coded = encode_decode(coded, rate, codec, level)
+        return _fit_length(_resample_poly(coded.astype(np.float64), rate, sample_rate), wav.size)
+
+
+@DEGRADATIONS.register("PitchShift")
+class PitchShift(Degradation):
+    """Shift the pitch by N semitones and (by default) back again: the phase-vocoder artifacts stay.
+
+    The shift runs at ``oversample`` times the item's rate: shifting up through resampling discards the
+    top of the band, so at the item's own rate the round trip would also act as a low-pass filter, which
+    is not the artifact to learn.
+
+    Parameters
+    ----------
+    semitones : list[float]
+        [min, max] shift; values within ``min_semitones`` of zero are pushed out to it.
+    min_semitones : float
+        Smallest shift magnitude (a near-zero shift leaves almost no artifact).
+    round_trip : bool
+        Shift back by the same amount (True) or keep the shifted pitch (False).
+    oversample : int
+        Work at this multiple of the item's rate.
+    n_fft : int
+        Phase-vocoder window at the working rate.
+    prob : float
+    """
+
+    def __init__(
+        self,
+        semitones: list[float] = [-5.0, 5.0],  # noqa: B006
+        min_semitones: float = 0.5,
+        round_trip: bool = True,
+        oversample: int = 2,
+        n_fft: int = 2048,
+        prob: float = 1.0,
+    ):
+        super().__init__(prob)
+        self.semitones = check_range("PitchShift.semitones", semitones)
+        self.min_semitones = float(min_semitones)
+        self.round_trip = round_trip
+        if oversample < 1:
+            raise ConfigError(f"PitchShift.oversample must be >= 1, got {oversample}")
+        self.oversample = int(oversample)
+        self.n_fft = int(n_fft)
+
+    def sample(self, state: np.random.RandomState, sample_rate: int) -> Params:
+        steps = uniform(state, self.semitones)
+        if abs(steps) < self.min_semitones:
+            steps = self.min_semitones if steps >= 0 else -self.min_semitones
+        return {"semitones": steps}
+
+    def transform(self, wav: np.ndarray, sample_rate: int, params: Params) -> np.ndarray:
+        import librosa  # heavy import, only where the effect is used
+
+        rate = sample_rate * self.oversample
+        work = scipy.signal.resample_poly(wav.astype(np.float64), self.oversample, 1).astype(np.float32)
+        shifts = [params["semitones"], -params["semitones"]] if self.round_trip else [params["semitones"]]
+        for steps in shifts:
+            work = librosa.effects.pitch_shift(
+                work, sr=rate, n_steps=steps, n_fft=self.n_fft, res_type="soxr_hq"
+            )
+        back = _fit_length(scipy.signal.resample_poly(work.astype(np.float64), 1, self.oversample), wav.size)
+        # The phase vocoder loses a few dB where it smears phases; the artifact to learn is the smearing,
+        # not a level change, so the item's level is restored.
+        power = np.mean(back**2)
+        return back * np.sqrt(np.mean(np.square(wav, dtype=np.float64)) / power) if power > 0 else back

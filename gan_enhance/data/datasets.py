@@ -1,0 +1,193 @@
+"""Datasets producing ``{"x": (1, T_in), "y": (1, T_out), "index": int}`` items.
+
+- :class:`DegradedDataset`: clean excerpts degraded on the fly; the item at ``index`` depends only on
+  ``(seed, index)``, so a validation set is fixed by its seed and the same item comes out whichever
+  worker makes it.
+- :class:`PairedDataset`: degraded/clean folders matched by relative name (e.g. VoiceBank-DEMAND), cut at
+  the same offset, each resampled to its own rate.
+
+Indices past ``len(dataset)`` are allowed: the resumable sampler numbers the items of epoch ``e`` from
+``e * len(dataset)``, so an on-the-fly dataset draws new excerpts every epoch while a fixed one (paired,
+shards) wraps around.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from gan_enhance.audio import audio_info, read_audio, resample
+from gan_enhance.data.files import find_audio_files, relative_key
+from gan_enhance.data.sources import CleanSource, report_skipped
+from gan_enhance.data.transforms import Degradation
+from gan_enhance.errors import AudioFileError, DataError
+
+logger = logging.getLogger(__name__)
+
+
+def item_state(seed: int, index: int) -> np.random.RandomState:
+    """The random state of item ``index`` under ``seed`` (independent of workers, order and epoch)."""
+    return np.random.RandomState(
+        np.array([seed & 0xFFFFFFFF, index & 0xFFFFFFFF, index >> 32], dtype=np.uint32)
+    )
+
+
+def segment_lengths(segment_samples: int, in_sample_rate: int, out_sample_rate: int) -> tuple[int, int]:
+    """``(T_in, T_out)`` for a segment of ``segment_samples`` at the output rate; both must be whole."""
+    t_in = segment_samples * in_sample_rate / out_sample_rate
+    if segment_samples <= 0 or t_in != int(t_in):
+        raise DataError(
+            f"segment_samples={segment_samples} at {out_sample_rate} Hz is not a whole number of samples at "
+            f"{in_sample_rate} Hz; use a multiple of {out_sample_rate // math.gcd(in_sample_rate, out_sample_rate)}"
+        )
+    return int(t_in), segment_samples
+
+
+def fit_length(wav: np.ndarray, length: int) -> np.ndarray:
+    return (
+        wav[..., :length]
+        if wav.shape[-1] >= length
+        else np.pad(wav, [(0, 0)] * (wav.ndim - 1) + [(0, length - wav.shape[-1])])
+    )
+
+
+def make_item(x: np.ndarray, y: np.ndarray, index: int) -> dict:
+    """Pack mono arrays into an item; the degraded input is scaled down if it would leave [-1, 1]."""
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 1.0:
+        x = x / peak
+    return {
+        "x": torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).reshape(1, -1),
+        "y": torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32)).reshape(1, -1),
+        "index": int(index),
+    }
+
+
+class DegradedDataset(Dataset):
+    """Clean excerpts at ``out_sample_rate`` (the target), degraded, then resampled to ``in_sample_rate``.
+
+    Parameters
+    ----------
+    source : CleanSource
+    degradation : Degradation
+        Applied at ``out_sample_rate`` (so band-limiting effects act on the full-band signal).
+    in_sample_rate, out_sample_rate : int
+    segment_samples : int
+        Length of ``y`` in samples; ``x`` has ``segment_samples * in_sample_rate / out_sample_rate``.
+    length : int
+        Items per epoch.
+    seed : int
+        Item ``i`` is a function of ``(seed, i)`` only.
+    """
+
+    def __init__(
+        self,
+        source: CleanSource,
+        degradation: Degradation,
+        in_sample_rate: int,
+        out_sample_rate: int,
+        segment_samples: int,
+        length: int,
+        seed: int = 0,
+    ):
+        self.source = source
+        self.degradation = degradation
+        self.in_sample_rate = in_sample_rate
+        self.out_sample_rate = out_sample_rate
+        self.in_length, self.out_length = segment_lengths(segment_samples, in_sample_rate, out_sample_rate)
+        if length <= 0:
+            raise DataError(f"dataset length must be positive, got {length}")
+        self.length = length
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict:
+        state = item_state(self.seed, index)
+        clean = self.source.excerpt(state, self.out_length, self.out_sample_rate)
+        degraded = self.degradation(clean, self.out_sample_rate, state)
+        if self.in_sample_rate != self.out_sample_rate:
+            degraded = resample(torch.from_numpy(degraded), self.out_sample_rate, self.in_sample_rate).numpy()
+        return make_item(fit_length(degraded, self.in_length), clean, index)
+
+
+class PairedDataset(Dataset):
+    """Degraded/clean file pairs matched by their path relative to each folder (extension ignored).
+
+    Parameters
+    ----------
+    degraded_dir, clean_dir : str
+    in_sample_rate, out_sample_rate : int
+        Rates of ``x`` and ``y`` (files at other rates are resampled).
+    segment_samples : int
+        Excerpt length at ``out_sample_rate``; both files are cut at the same time offset (on a grid
+        exact at both files' rates). Shorter pairs are zero-padded. 0: whole files (use batch size 1).
+    seed : int
+        Offsets of item ``i`` are a function of ``(seed, i)``.
+    """
+
+    def __init__(
+        self,
+        degraded_dir: str,
+        clean_dir: str,
+        in_sample_rate: int,
+        out_sample_rate: int,
+        segment_samples: int = 0,
+        seed: int = 0,
+    ):
+        for folder in (degraded_dir, clean_dir):
+            if not os.path.isdir(folder):
+                raise DataError(f"paired-data folder '{folder}' does not exist")
+        clean = {relative_key(p, clean_dir): p for p in find_audio_files([clean_dir])}
+        degraded = {relative_key(p, degraded_dir): p for p in find_audio_files([degraded_dir])}
+        skipped = [(degraded[k], "no clean file with this name") for k in sorted(set(degraded) - set(clean))]
+        skipped += [(clean[k], "no degraded file with this name") for k in sorted(set(clean) - set(degraded))]
+        self.pairs = []
+        for key in sorted(set(clean) & set(degraded)):
+            try:
+                infos = audio_info(degraded[key]), audio_info(clean[key])
+            except AudioFileError as error:
+                skipped.append((key, str(error)))
+                continue
+            self.pairs.append((degraded[key], clean[key], infos))
+        report_skipped(skipped, "paired")
+        self.skipped = skipped
+        if not self.pairs:
+            raise DataError(f"no matching file names between '{degraded_dir}' and '{clean_dir}'")
+        self.in_sample_rate = in_sample_rate
+        self.out_sample_rate = out_sample_rate
+        self.segment_samples = segment_samples
+        if segment_samples:
+            self.in_length, self.out_length = segment_lengths(
+                segment_samples, in_sample_rate, out_sample_rate
+            )
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        degraded_path, clean_path, (degraded_info, clean_info) = self.pairs[index % len(self.pairs)]
+        duration = min(degraded_info.duration, clean_info.duration)
+        if not self.segment_samples:
+            x, _ = read_audio(degraded_path, self.in_sample_rate, mono=True)
+            y, _ = read_audio(clean_path, self.out_sample_rate, mono=True)
+            t_in = min(x.shape[-1], y.shape[-1] * self.in_sample_rate // self.out_sample_rate)
+            t_out = t_in * self.out_sample_rate // self.in_sample_rate
+            return make_item(x[0, :t_in].numpy(), fit_length(y[0].numpy(), t_out), index)
+        seconds = self.out_length / self.out_sample_rate
+        # An offset on the grid of both files' rates is a whole number of samples in each.
+        grid = math.gcd(degraded_info.sample_rate, clean_info.sample_rate)
+        steps = int(max(0.0, duration - seconds) * grid)
+        offset = item_state(self.seed, index).randint(steps + 1) / grid
+        x, _ = read_audio(degraded_path, self.in_sample_rate, mono=True, offset=offset, duration=seconds)
+        y, _ = read_audio(clean_path, self.out_sample_rate, mono=True, offset=offset, duration=seconds)
+        return make_item(
+            fit_length(x[0].numpy(), self.in_length), fit_length(y[0].numpy(), self.out_length), index
+        )

@@ -1,0 +1,265 @@
+"""Clean-audio sources: folders and manifests, indexed once, sampled by weight, excerpted away from silence.
+
+A source is a folder (searched recursively) or a manifest: CSV with a ``path`` column (and optionally
+``duration`` in seconds) or JSON Lines with ``{"path": ..., "duration": ...}``; relative paths are taken
+relative to the manifest's folder. When a manifest gives durations, indexing trusts them and opens no file,
+which keeps start-up fast on large corpora; otherwise each file's header is read once.
+
+Files that cannot be read or are shorter than ``min_duration`` are reported once (one warning listing
+them) and skipped; a source list with no usable file is a :class:`~gan_enhance.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import soundfile
+
+from gan_enhance.audio import audio_info, resample
+from gan_enhance.data.files import find_audio_files
+from gan_enhance.data.transforms import rms_db
+from gan_enhance.errors import AudioFileError, DataError
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_EXTENSIONS = (".csv", ".jsonl", ".json")
+# How many skipped files a report names before summarising the rest as a count.
+REPORT_NAMES = 20
+
+
+@dataclass(frozen=True)
+class AudioEntry:
+    """One usable file: its path, duration in seconds and sample rate (0 when a manifest gave the
+    duration and the header was not read)."""
+
+    path: str
+    duration: float
+    sample_rate: int = 0
+
+
+def read_manifest(path: str) -> list[tuple[str, float]]:
+    """``(path, duration or -1)`` rows of a CSV or JSON Lines manifest; paths resolved against its folder."""
+    root = os.path.dirname(os.path.abspath(path))
+    rows: list[tuple[str, float]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            if path.lower().endswith(".csv"):
+                records = list(csv.DictReader(handle))
+                if records and "path" not in records[0]:
+                    raise DataError(
+                        f"manifest '{path}' has no 'path' column; its columns: {list(records[0])}"
+                    )
+            else:
+                records = [json.loads(line) for line in handle if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error) as error:
+        raise DataError(f"cannot read manifest '{path}': {error}") from None
+    for number, record in enumerate(records, start=1):
+        if not isinstance(record, dict) or not record.get("path"):
+            raise DataError(f"manifest '{path}' row {number} has no 'path'")
+        duration = record.get("duration")
+        try:
+            duration = float(duration) if duration not in (None, "") else -1.0
+        except ValueError:
+            raise DataError(
+                f"manifest '{path}' row {number}: duration {duration!r} is not a number"
+            ) from None
+        rows.append((os.path.normpath(os.path.join(root, str(record["path"]))), duration))
+    return rows
+
+
+def report_skipped(skipped: list[tuple[str, str]], what: str) -> None:
+    """Log skipped files once, as one warning naming them (up to ``REPORT_NAMES``)."""
+    if not skipped:
+        return
+    lines = [f"  {path}: {reason}" for path, reason in skipped[:REPORT_NAMES]]
+    more = len(skipped) - REPORT_NAMES
+    if more > 0:
+        lines.append(f"  ... and {more} more")
+    logger.warning("skipped %d %s file(s):\n%s", len(skipped), what, "\n".join(lines))
+
+
+def index_source(source: str, min_duration: float) -> tuple[list[AudioEntry], list[tuple[str, str]]]:
+    """Usable entries of one folder or manifest, and the ``(path, reason)`` of each skipped file."""
+    if not os.path.exists(source):
+        raise DataError(f"data source '{source}' does not exist; give a folder or a CSV/JSONL manifest")
+    if os.path.isfile(source) and source.lower().endswith(MANIFEST_EXTENSIONS):
+        candidates = read_manifest(source)
+    else:
+        candidates = [(path, -1.0) for path in find_audio_files([source])]
+    entries, skipped = [], []
+    for path, duration in candidates:
+        sample_rate = 0
+        if duration < 0:
+            try:
+                info = audio_info(path)
+            except AudioFileError as error:
+                skipped.append((path, str(error)))
+                continue
+            duration, sample_rate = info.duration, info.sample_rate
+        elif not os.path.exists(path):
+            skipped.append((path, "does not exist"))
+            continue
+        if duration < min_duration:
+            skipped.append((path, f"shorter than {min_duration:g} s ({duration:.2f} s)"))
+            continue
+        entries.append(AudioEntry(path, duration, sample_rate))
+    return entries, skipped
+
+
+def active_level_db(
+    wav: np.ndarray, sample_rate: int, frame_seconds: float = 0.02, range_db: float = 40.0
+) -> float:
+    """Level (dB FS) of the active part of a signal: mean power of the frames within ``range_db`` of
+    the loudest frame, in the spirit of ITU-T P.56, so pauses do not lower the measured level."""
+    frame = max(1, int(frame_seconds * sample_rate))
+    count = wav.size // frame
+    if count == 0:
+        return rms_db(wav)
+    powers = np.mean(np.square(wav[: count * frame].reshape(count, frame), dtype=np.float64), axis=1)
+    loudest = powers.max()
+    if loudest <= 0:
+        return rms_db(wav)
+    active = powers[powers >= loudest * 10.0 ** (-range_db / 10.0)]
+    return float(10.0 * np.log10(active.mean()))
+
+
+class CleanSource:
+    """Several clean-audio sources sampled with weights; random excerpts that avoid silence.
+
+    Parameters
+    ----------
+    sources : list[str]
+        Folders and/or CSV/JSONL manifests.
+    weights : list[float]
+        Probability weight of each source (equal when empty). Within a source, files are drawn in
+        proportion to their duration, so every second of audio is equally likely.
+    min_duration : float
+        Files shorter than this (seconds) are skipped.
+    silence_threshold_db : float
+        An excerpt whose RMS level is below this (dB FS) is redrawn, up to ``tries`` times; the loudest
+        draw is kept if none passes.
+    tries : int
+    target_level_db : float
+        Excerpts are scaled so their active level is this (dB FS); 0 disables normalisation.
+    max_peak : float
+        Excerpts whose peak exceeds this after normalisation are scaled down to it.
+    """
+
+    def __init__(
+        self,
+        sources: list[str],
+        weights: list[float] = [],  # noqa: B006
+        min_duration: float = 1.0,
+        silence_threshold_db: float = -50.0,
+        tries: int = 8,
+        target_level_db: float = -26.0,
+        max_peak: float = 0.99,
+    ):
+        if not sources:
+            raise DataError("no clean-audio sources given; pass folders or manifests")
+        weights = list(weights) or [1.0] * len(sources)
+        if len(weights) != len(sources) or min(weights) < 0:
+            raise DataError(f"{len(sources)} sources need {len(sources)} non-negative weights, got {weights}")
+        self.sources, self.entries, kept_weights, skipped = [], [], [], []
+        for source, weight in zip(sources, weights, strict=True):
+            entries, bad = index_source(source, min_duration)
+            skipped += bad
+            if not entries:
+                logger.warning("data source '%s' has no usable audio file and is ignored", source)
+                continue
+            self.sources.append(source)
+            self.entries.append(entries)
+            kept_weights.append(weight)
+        report_skipped(skipped, "clean-audio")
+        self.skipped = skipped
+        if not self.entries or sum(kept_weights) <= 0:
+            raise DataError(
+                f"no usable audio in {sources} (need files of at least {min_duration:g} s in "
+                f"{', '.join(e.lstrip('.') for e in ('.wav', '.flac', '.ogg', '.mp3'))} or manifests)"
+            )
+        self.weights = np.asarray(kept_weights, dtype=np.float64) / sum(kept_weights)
+        self.file_weights = [
+            np.asarray([e.duration for e in entries]) / sum(e.duration for e in entries)
+            for entries in self.entries
+        ]
+        self.silence_threshold_db = silence_threshold_db
+        self.tries = max(1, tries)
+        self.target_level_db = target_level_db
+        self.max_peak = max_peak
+        self._bad: set[str] = set()
+
+    def __len__(self) -> int:
+        return sum(len(entries) for entries in self.entries)
+
+    @property
+    def total_seconds(self) -> float:
+        return float(sum(e.duration for entries in self.entries for e in entries))
+
+    def pick(self, state: np.random.RandomState) -> AudioEntry:
+        """A file: a source by weight, then a file of it by duration."""
+        source = int(state.choice(len(self.entries), p=self.weights))
+        return self.entries[source][int(state.choice(len(self.entries[source]), p=self.file_weights[source]))]
+
+    def read(self, entry: AudioEntry, start_seconds: float, seconds: float, sample_rate: int) -> np.ndarray:
+        """``seconds`` of ``entry`` from ``start_seconds``, mono, at ``sample_rate``, zero-padded at the end."""
+        try:
+            with soundfile.SoundFile(entry.path) as handle:
+                native = handle.samplerate
+                handle.seek(int(start_seconds * native))
+                data = handle.read(int(np.ceil(seconds * native)), dtype="float32", always_2d=True)
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise AudioFileError(f"cannot read '{entry.path}': {error}") from None
+        wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if native != sample_rate:
+            import torch
+
+            wav = resample(torch.from_numpy(np.ascontiguousarray(wav)), native, sample_rate).numpy()
+        length = int(round(seconds * sample_rate))
+        return wav[:length] if wav.size >= length else np.pad(wav, (0, length - wav.size))
+
+    def excerpt(self, state: np.random.RandomState, length: int, sample_rate: int) -> np.ndarray:
+        """A random non-silent excerpt, ``(length,)`` float32 at ``sample_rate``, level-normalised.
+
+        Unreadable files met here (a manifest can name a broken file without indexing opening it) are
+        reported once and avoided from then on.
+        """
+        seconds = length / sample_rate
+        best, best_level, reads = None, -np.inf, 0
+        # Bounded: a few more draws than ``tries`` are allowed for files found unreadable on the way.
+        for _ in range(self.tries * 4):
+            if reads >= self.tries:
+                break
+            entry = self.pick(state)
+            start = state.uniform(0.0, max(0.0, entry.duration - seconds))
+            if entry.path in self._bad:
+                continue
+            try:
+                wav = self.read(entry, start, seconds, sample_rate)
+            except AudioFileError as error:
+                self._bad.add(entry.path)
+                logger.warning("skipping unreadable file (reported once): %s", error)
+                continue
+            reads += 1
+            level = rms_db(wav)
+            if level > best_level:
+                best, best_level = wav, level
+            if level >= self.silence_threshold_db:
+                break
+        if best is None:
+            raise DataError(f"could not read any audio from {self.sources}; see the warnings above")
+        return self.normalize(best, sample_rate)
+
+    def normalize(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
+        if self.target_level_db:
+            level = active_level_db(wav, sample_rate)
+            if level > -120.0:
+                wav = wav * np.float32(10.0 ** ((self.target_level_db - level) / 20.0))
+        peak = float(np.max(np.abs(wav))) if wav.size else 0.0
+        if peak > self.max_peak:
+            wav = wav * np.float32(self.max_peak / peak)
+        return wav.astype(np.float32)

@@ -1,0 +1,280 @@
+"""Paired comparison of systems scored on the same files.
+
+Systems are compared on the files both scored (matched by the ``file`` column), metric by metric:
+
+- mean difference ``system - baseline`` and its 95% percentile bootstrap confidence interval (fixed seed,
+  so the same tables give the same interval);
+- the paired t-test (``scipy.stats.ttest_rel``) and the Wilcoxon signed-rank test
+  (``scipy.stats.wilcoxon``), two-sided;
+- the effect size Cohen's ``d_z = mean(d) / std(d)`` of the paired differences ``d``;
+- the winner, read through the metric's direction (higher SI-SDR is better, lower LSD is better, loudness
+  difference nearer zero is better: it is compared by its absolute value). A winner is declared only
+  when the decision test's p-value is below ``alpha``; otherwise the row says ``tie``.
+
+With more than two systems every system is compared with the first, and the p-values of each metric are
+Holm-corrected over those comparisons (family-wise error rate ``alpha`` per metric).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from gan_enhance.errors import DataError
+from gan_enhance.evaluate.metrics import HIGHER, METRICS, ZERO
+from gan_enhance.evaluate.report import fmt, markdown_table, metric_columns
+
+TIE = "tie"
+TESTS = ("wilcoxon", "ttest")
+# Bootstrap resamples are drawn in blocks of at most this many values to bound memory.
+_BOOTSTRAP_BLOCK = 2_000_000
+
+
+@dataclass
+class PairedResult:
+    """One metric compared between a baseline and a system on their common files."""
+
+    metric: str
+    baseline: str
+    system: str
+    n: int
+    baseline_mean: float
+    system_mean: float
+    mean_difference: float
+    ci_low: float
+    ci_high: float
+    p_ttest: float
+    p_wilcoxon: float
+    effect_size: float
+    winner: str
+    # True when the metric's ideal is 0 and it was compared by absolute value.
+    absolute: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"abs({self.metric})" if self.absolute else self.metric
+
+    def as_row(self) -> dict:
+        return asdict(self)
+
+
+def bootstrap_ci(
+    differences: np.ndarray, confidence: float = 0.95, resamples: int = 10000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``differences`` (resampling files with replacement)."""
+    d = np.asarray(differences, dtype=np.float64)
+    if len(d) == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    block = max(1, _BOOTSTRAP_BLOCK // len(d))
+    means = []
+    for start in range(0, resamples, block):
+        count = min(block, resamples - start)
+        means.append(d[rng.integers(0, len(d), size=(count, len(d)))].mean(axis=1))
+    means = np.concatenate(means)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def paired_tests(differences: np.ndarray) -> tuple[float, float]:
+    """Two-sided p-values ``(t-test, Wilcoxon)`` for mean/median paired difference zero.
+
+    Differences that are all zero give p = 1 for both (scipy would return NaN or refuse); a constant
+    non-zero difference gives p = 0 for the t-test. Fewer than two pairs give NaN.
+    """
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=np.float64)
+    if len(d) < 2:
+        return math.nan, math.nan
+    if np.all(d == 0):
+        return 1.0, 1.0
+    if np.all(d == d[0]):
+        p_t = 0.0
+    else:
+        p_t = float(stats.ttest_rel(d, np.zeros_like(d)).pvalue)
+    with warnings.catch_warnings():
+        # scipy warns when it falls back from the exact distribution (ties, zeros): the p-value is fine.
+        warnings.simplefilter("ignore", UserWarning)
+        p_w = float(stats.wilcoxon(d, zero_method="wilcox").pvalue)
+    return p_t, p_w
+
+
+def cohens_dz(differences: np.ndarray) -> float:
+    """Cohen's d_z: mean paired difference over its standard deviation (ddof=1)."""
+    d = np.asarray(differences, dtype=np.float64)
+    if len(d) < 2:
+        return math.nan
+    mean, std = d.mean(), d.std(ddof=1)
+    if std == 0:
+        return 0.0 if mean == 0 else math.copysign(math.inf, mean)
+    return float(mean / std)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (NaN entries stay NaN and do not count)."""
+    valid = [(p, i) for i, p in enumerate(p_values) if not math.isnan(p)]
+    adjusted = [math.nan] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(valid)):
+        running = max(running, min(1.0, (len(valid) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
+def _oriented(name: str, values: np.ndarray) -> np.ndarray:
+    """Values compared as-is, or by absolute value for metrics whose ideal is zero."""
+    spec = METRICS.get(name)
+    return np.abs(values) if spec is not None and spec.better == ZERO else values
+
+
+def _winner(name: str, difference: float, p_value: float, alpha: float, baseline: str, system: str) -> str:
+    spec = METRICS.get(name)
+    if spec is None:
+        return "? (unknown direction)"
+    if math.isnan(p_value) or p_value >= alpha or difference == 0:
+        return TIE
+    system_better = difference > 0 if spec.better == HIGHER else difference < 0
+    return system if system_better else baseline
+
+
+def compare_pair(
+    baseline_rows: list[dict],
+    system_rows: list[dict],
+    baseline: str,
+    system: str,
+    metrics: list[str] | None = None,
+    seed: int = 0,
+    resamples: int = 10000,
+) -> list[PairedResult]:
+    """Compare two score tables on their common files, metric by metric (winners not yet decided)."""
+    base_by_file = {row["file"]: row for row in baseline_rows}
+    common = [row["file"] for row in system_rows if row["file"] in base_by_file]
+    if not common:
+        raise DataError(
+            f"'{baseline}' and '{system}' have no file in common; were they scored on the same set?"
+        )
+    sys_by_file = {row["file"]: row for row in system_rows}
+    names = metrics or [n for n in metric_columns(baseline_rows) if n in metric_columns(system_rows)]
+    results = []
+    for name in names:
+        a = np.array([base_by_file[f].get(name, math.nan) for f in common], dtype=np.float64)
+        b = np.array([sys_by_file[f].get(name, math.nan) for f in common], dtype=np.float64)
+        keep = np.isfinite(a) & np.isfinite(b)
+        if not keep.any():
+            continue
+        a, b = _oriented(name, a[keep]), _oriented(name, b[keep])
+        d = b - a
+        p_t, p_w = paired_tests(d)
+        low, high = bootstrap_ci(d, resamples=resamples, seed=seed)
+        results.append(
+            PairedResult(
+                metric=name,
+                baseline=baseline,
+                system=system,
+                n=int(keep.sum()),
+                baseline_mean=float(a.mean()) if len(a) else math.nan,
+                system_mean=float(b.mean()) if len(b) else math.nan,
+                mean_difference=float(d.mean()) if len(d) else math.nan,
+                ci_low=low,
+                ci_high=high,
+                p_ttest=p_t,
+                p_wilcoxon=p_w,
+                effect_size=cohens_dz(d),
+                winner=TIE,
+                absolute=METRICS.get(name) is not None and METRICS[name].better == ZERO,
+            )
+        )
+    return results
+
+
+def compare_systems(
+    tables: dict[str, list[dict]],
+    metrics: list[str] | None = None,
+    alpha: float = 0.05,
+    test: str = "wilcoxon",
+    seed: int = 0,
+    resamples: int = 10000,
+) -> list[PairedResult]:
+    """Compare every system with the first one (the baseline); Holm-correct p-values per metric.
+
+    Parameters
+    ----------
+    tables : dict[str, list[dict]]
+        System name -> its score rows, the baseline first.
+    test : str
+        ``"wilcoxon"`` or ``"ttest"``: whose (adjusted) p-value decides the winner.
+    """
+    if len(tables) < 2:
+        raise DataError("compare needs at least two score tables")
+    if test not in TESTS:
+        raise DataError(f"unknown test {test!r}; use one of {', '.join(TESTS)}")
+    (baseline, base_rows), *others = tables.items()
+    results = [
+        r
+        for system, rows in others
+        for r in compare_pair(base_rows, rows, baseline, system, metrics, seed, resamples)
+    ]
+    for metric in dict.fromkeys(r.metric for r in results):
+        family = [r for r in results if r.metric == metric]
+        for r, p_t, p_w in zip(
+            family, holm([r.p_ttest for r in family]), holm([r.p_wilcoxon for r in family])
+        ):
+            r.p_ttest, r.p_wilcoxon = p_t, p_w
+            decision = p_w if test == "wilcoxon" else p_t
+            r.winner = _winner(metric, r.mean_difference, decision, alpha, r.baseline, r.system)
+    return results
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return "-"
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def comparison_markdown(results: list[PairedResult], alpha: float = 0.05, test: str = "wilcoxon") -> str:
+    """One markdown table per compared system (against the baseline)."""
+    sections = []
+    systems = list(dict.fromkeys(r.system for r in results))
+    corrected = len(systems) > 1
+    for system in systems:
+        rows = [r for r in results if r.system == system]
+        baseline = rows[0].baseline
+        body = [
+            [
+                r.label,
+                str(r.n),
+                fmt(r.baseline_mean),
+                fmt(r.system_mean),
+                fmt(r.mean_difference),
+                f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+                _p(r.p_ttest),
+                _p(r.p_wilcoxon),
+                fmt(r.effect_size, 2),
+                r.winner,
+            ]
+            for r in rows
+        ]
+        header = [
+            "metric",
+            "n",
+            baseline,
+            system,
+            "difference",
+            "95% CI",
+            "p (t)",
+            "p (Wilcoxon)",
+            "d_z",
+            "winner",
+        ]
+        sections.append(f"### {system} vs {baseline}\n\n{markdown_table(header, body)}\n")
+    note = (
+        f"Paired on common files; difference = system - baseline; winner where the {test} p < {alpha}"
+        + (", p-values Holm-corrected per metric over the comparisons with the baseline" if corrected else "")
+        + "; abs(x): compared by absolute value (ideal 0).\n"
+    )
+    return "\n".join(sections) + "\n" + note

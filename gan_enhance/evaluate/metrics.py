@@ -1,0 +1,243 @@
+"""Intrusive metrics of an enhanced signal against its clean reference.
+
+Each metric has a :class:`MetricSpec` in :data:`METRICS` saying which way is better, so reports and
+paired comparisons never have to guess. :func:`compute_metrics` scores one file (any channel count, the
+per-channel values averaged) at the reference's sample rate; metrics with a fixed rate (PESQ) resample
+internally.
+
+Metrics that cannot be computed for a file (PESQ finds no speech, a signal too short for a loudness
+block, a cutoff at Nyquist) give NaN for that file; reports count them and comparisons skip them.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gan_enhance.evaluate import spectral
+
+HIGHER = "higher"
+LOWER = "lower"
+# A signed difference whose ideal is 0 (e.g. loudness): compared by its absolute value.
+ZERO = "zero"
+
+PESQ_RATES = {"wb": 16000, "nb": 8000}
+CLIP_THRESHOLD = 0.999
+SI_SDR_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric column means: which direction is better, its unit and a one-line description."""
+
+    name: str
+    better: str
+    unit: str
+    description: str
+
+
+METRICS: dict[str, MetricSpec] = {}
+
+
+def register_metric(name: str, better: str, unit: str = "", description: str = "") -> MetricSpec:
+    """Declare a metric column (also used by no-reference quality plug-ins for their outputs)."""
+    if better not in (HIGHER, LOWER, ZERO):
+        raise ValueError(
+            f"metric {name!r}: 'better' must be {HIGHER!r}, {LOWER!r} or {ZERO!r}, got {better!r}"
+        )
+    METRICS[name] = MetricSpec(name, better, unit, description)
+    return METRICS[name]
+
+
+register_metric("si_sdr", HIGHER, "dB", "scale-invariant signal-to-distortion ratio")
+register_metric("pesq_wb", HIGHER, "MOS-LQO", "PESQ wide-band (ITU-T P.862.2) at 16 kHz")
+register_metric("pesq_nb", HIGHER, "MOS-LQO", "PESQ narrow-band (ITU-T P.862) at 8 kHz")
+register_metric("stoi", HIGHER, "", "short-time objective intelligibility")
+register_metric("estoi", HIGHER, "", "extended STOI")
+register_metric("lsd", LOWER, "", "log-spectral distance, whole band")
+register_metric("lsd_low", LOWER, "", "log-spectral distance below the input's cutoff")
+register_metric("lsd_high", LOWER, "", "log-spectral distance above the input's cutoff")
+register_metric("mel_distance", LOWER, "", "multi-scale log-mel L1 (DAC's 7 scales, summed)")
+register_metric("stft_distance", LOWER, "", "multi-resolution STFT distance (convergence + log-mag L1)")
+register_metric("clip_rate", LOWER, "%", "percentage of samples at or beyond full scale")
+register_metric("loudness_diff", ZERO, "LU", "integrated loudness (BS.1770) of estimate minus reference")
+
+# The metrics computed when none are named: everything that needs only the two signals.
+DEFAULT_METRICS = [
+    "si_sdr",
+    "pesq_wb",
+    "pesq_nb",
+    "stoi",
+    "estoi",
+    "lsd",
+    "lsd_low",
+    "lsd_high",
+    "mel_distance",
+    "stft_distance",
+    "clip_rate",
+    "loudness_diff",
+]
+
+
+def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """Scale-invariant SDR in dB (both signals made zero-mean, the reference optimally scaled)."""
+    est = np.asarray(estimate, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    est, ref = est - est.mean(), ref - ref.mean()
+    scale = np.dot(est, ref) / (np.dot(ref, ref) + SI_SDR_EPS)
+    target = scale * ref
+    noise = est - target
+    return float(10 * np.log10((np.dot(target, target) + SI_SDR_EPS) / (np.dot(noise, noise) + SI_SDR_EPS)))
+
+
+def _resample(x: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
+    from gan_enhance.audio import resample
+
+    if orig_sr == new_sr:
+        return np.asarray(x, dtype=np.float32)
+    return resample(torch.as_tensor(np.asarray(x, dtype=np.float32)), orig_sr, new_sr).numpy()
+
+
+def pesq_score(estimate: np.ndarray, reference: np.ndarray, sample_rate: int, mode: str = "wb") -> float:
+    """PESQ, wide-band (``"wb"``, at 16 kHz) or narrow-band (``"nb"``, at 8 kHz).
+
+    The signals are resampled to the mode's rate. Wide-band needs a reference of at least 16 kHz (NaN
+    otherwise: up-sampling a narrow-band reference would score a band it never had). NaN when PESQ
+    finds no utterance (silence, pure noise).
+    """
+    import pesq
+
+    rate = PESQ_RATES[mode]
+    if sample_rate < rate:
+        return math.nan
+    ref = _resample(reference, sample_rate, rate)
+    est = _resample(estimate, sample_rate, rate)
+    try:
+        return float(pesq.pesq(rate, ref, est, mode))
+    except (pesq.NoUtterancesError, pesq.BufferTooShortError):
+        return math.nan
+
+
+def stoi_score(
+    estimate: np.ndarray, reference: np.ndarray, sample_rate: int, extended: bool = False
+) -> float:
+    """STOI (or ESTOI with ``extended``) through pystoi, which resamples to 10 kHz itself."""
+    from pystoi import stoi
+
+    with warnings.catch_warnings():
+        # pystoi warns (and returns 1e-5) when the signal is shorter than its 30-frame window.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = stoi(
+            np.asarray(reference, np.float64), np.asarray(estimate, np.float64), sample_rate, extended
+        )
+    return float(value)
+
+
+def clipping_rate(estimate: np.ndarray, threshold: float = CLIP_THRESHOLD) -> float:
+    """Percentage of samples whose magnitude reaches ``threshold`` (full scale is 1.0)."""
+    est = np.asarray(estimate)
+    return float(100.0 * np.mean(np.abs(est) >= threshold))
+
+
+def integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
+    """ITU-R BS.1770-4 integrated loudness in LUFS (pyloudnorm); NaN for a signal under one 400 ms block
+    or for silence."""
+    import pyloudnorm
+
+    wav = np.asarray(wav, dtype=np.float64)
+    meter = pyloudnorm.Meter(sample_rate)
+    if len(wav) < meter.block_size * sample_rate:
+        return math.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = meter.integrated_loudness(wav)
+    return float(value) if np.isfinite(value) else math.nan
+
+
+def loudness_difference(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness of the estimate minus that of the reference, in LU."""
+    return integrated_loudness(estimate, sample_rate) - integrated_loudness(reference, sample_rate)
+
+
+def _lsd_band(band: str) -> Callable[..., float]:
+    def score(est, ref, sr, cutoff_hz):
+        if band == "all":
+            return spectral.log_spectral_distance(est, ref, sr)
+        if not cutoff_hz or not math.isfinite(cutoff_hz) or cutoff_hz >= sr / 2:
+            return math.nan
+        if band == "low":
+            return spectral.log_spectral_distance(est, ref, sr, high_hz=cutoff_hz)
+        return spectral.log_spectral_distance(est, ref, sr, low_hz=cutoff_hz)
+
+    return score
+
+
+# name -> f(estimate (T,), reference (T,), sample_rate, cutoff_hz) -> float
+_SCORERS: dict[str, Callable[..., float]] = {
+    "si_sdr": lambda est, ref, sr, cut: si_sdr(est, ref),
+    "pesq_wb": lambda est, ref, sr, cut: pesq_score(est, ref, sr, "wb"),
+    "pesq_nb": lambda est, ref, sr, cut: pesq_score(est, ref, sr, "nb"),
+    "stoi": lambda est, ref, sr, cut: stoi_score(est, ref, sr),
+    "estoi": lambda est, ref, sr, cut: stoi_score(est, ref, sr, extended=True),
+    "lsd": _lsd_band("all"),
+    "lsd_low": _lsd_band("low"),
+    "lsd_high": _lsd_band("high"),
+    "mel_distance": lambda est, ref, sr, cut: spectral.mel_distance(est, ref, sr),
+    "stft_distance": lambda est, ref, sr, cut: spectral.stft_distance(est, ref),
+    "clip_rate": lambda est, ref, sr, cut: clipping_rate(est),
+    "loudness_diff": lambda est, ref, sr, cut: loudness_difference(est, ref, sr),
+}
+
+
+def check_metric_names(names: list[str]) -> list[str]:
+    """Return ``names`` if every one is a known intrusive metric; raise ConfigError naming the unknown."""
+    from gan_enhance.errors import ConfigError
+
+    unknown = [name for name in names if name not in _SCORERS]
+    if unknown:
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(_SCORERS)}")
+    return list(names)
+
+
+def compute_metrics(
+    estimate: np.ndarray | torch.Tensor,
+    reference: np.ndarray | torch.Tensor,
+    sample_rate: int,
+    names: list[str] = DEFAULT_METRICS,
+    cutoff_hz: float = math.nan,
+) -> dict[str, float]:
+    """Score an estimate against its reference.
+
+    Parameters
+    ----------
+    estimate, reference : array or Tensor, (C, T) or (T,)
+        Same rate and channel count; the longer one is cut to the shorter one's length.
+    sample_rate : int
+        Rate of both signals.
+    names : list[str]
+        Metric names (keys of ``METRICS`` computed from the two signals).
+    cutoff_hz : float
+        The degraded input's band limit, for ``lsd_low``/``lsd_high`` (NaN: those give NaN).
+
+    Returns
+    -------
+    dict[str, float]
+        One value per name, each the mean over channels.
+    """
+    check_metric_names(names)
+    est = np.atleast_2d(np.asarray(estimate, dtype=np.float32))
+    ref = np.atleast_2d(np.asarray(reference, dtype=np.float32))
+    if est.shape[0] != ref.shape[0]:
+        raise ValueError(f"estimate has {est.shape[0]} channels but the reference has {ref.shape[0]}")
+    length = min(est.shape[-1], ref.shape[-1])
+    est, ref = est[:, :length], ref[:, :length]
+    scores = {}
+    for name in names:
+        values = [_SCORERS[name](e, r, sample_rate, cutoff_hz) for e, r in zip(est, ref)]
+        scores[name] = float(np.mean(values))
+    return scores

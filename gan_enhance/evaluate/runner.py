@@ -1,0 +1,225 @@
+"""Score systems over a test set and write the per-file tables, the summary and spectrogram figures.
+
+Three ways to get the signals to score, all against a folder of clean references:
+
+1. an enhanced folder (files matched to the clean ones by relative path without extension);
+2. a degraded folder run through one or more systems (baselines or exported models);
+3. the clean folder degraded on the fly with a seeded task preset, then run through systems.
+
+Outputs in ``out_dir``: ``<system>.csv`` (one row per file), ``summary.md`` (mean, std, median, min,
+max per metric and a side-by-side table of means), ``spectrograms/<file>.png`` for the first few files,
+and (unless disabled) the audio each system produced under ``audio/<system>/`` (plus ``audio/degraded/``
+when degrading on the fly), ready for ``gan-enhance listen``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from gan_enhance.audio import read_audio, resample, write_audio
+from gan_enhance.errors import DataError
+from gan_enhance.evaluate import report
+from gan_enhance.evaluate.metrics import DEFAULT_METRICS, compute_metrics
+from gan_enhance.evaluate.spectral import estimate_cutoff
+from gan_enhance.evaluate.systems import System
+
+SUMMARY_FILE = "summary.md"
+# Files are written as 16-bit WAV for listening; scoring uses the float signals in memory.
+AUDIO_SUBTYPE = "PCM_16"
+
+
+@dataclass
+class Item:
+    """One test file: its key (relative path without extension), clean and degraded signals."""
+
+    key: str
+    clean: torch.Tensor
+    clean_rate: int
+    degraded: torch.Tensor | None = None
+    degraded_rate: int = 0
+    # system name -> enhanced file (enhanced-folder mode)
+    enhanced_paths: dict[str, str] = field(default_factory=dict)
+
+
+def _files_by_key(folder: str) -> dict[str, str]:
+    from gan_enhance.data.files import find_audio_files, relative_key
+
+    if not os.path.isdir(folder):
+        raise DataError(f"folder '{folder}' does not exist; check the path")
+    files = {relative_key(path, folder): path for path in find_audio_files([folder])}
+    if not files:
+        raise DataError(f"no audio files under '{folder}'")
+    return files
+
+
+def matched_keys(clean_dir: str, other_dirs: list[str]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Clean files and, for each other folder, its files, restricted to keys present everywhere."""
+    clean = _files_by_key(clean_dir)
+    others = [_files_by_key(folder) for folder in other_dirs]
+    common = [key for key in clean if all(key in other for other in others)]
+    if not common:
+        names = ", ".join(f"'{d}'" for d in other_dirs)
+        raise DataError(
+            f"no file of '{clean_dir}' has a counterpart in {names}; files are matched by relative path "
+            "without extension (clean/a/b.wav <-> enhanced/a/b.flac)"
+        )
+    return {k: clean[k] for k in common}, [{k: other[k] for k in common} for other in others]
+
+
+def folder_items(
+    clean_dir: str, degraded_dir: str = "", enhanced: dict[str, str] | None = None
+) -> Iterator[Item]:
+    """Items from folders: clean always, degraded and enhanced (system name -> folder) when given."""
+    enhanced = enhanced or {}
+    folders = ([degraded_dir] if degraded_dir else []) + list(enhanced.values())
+    clean, others = matched_keys(clean_dir, folders)
+    degraded = others.pop(0) if degraded_dir else {}
+    for key, path in clean.items():
+        wav, rate = read_audio(path)
+        item = Item(key=key, clean=wav, clean_rate=rate)
+        if degraded:
+            item.degraded, item.degraded_rate = read_audio(degraded[key])
+        item.enhanced_paths = {name: files[key] for name, files in zip(enhanced, others)}
+        yield item
+
+
+def degraded_items(
+    clean_dir: str, degrade: Callable[[torch.Tensor, int, int], tuple[torch.Tensor, int]]
+) -> Iterator[Item]:
+    """Items whose degraded signal is made from the clean file by ``degrade(wav, rate, index)``."""
+    clean = _files_by_key(clean_dir)
+    for index, (key, path) in enumerate(clean.items()):
+        wav, rate = read_audio(path)
+        degraded, degraded_rate = degrade(wav, rate, index)
+        yield Item(key=key, clean=wav, clean_rate=rate, degraded=degraded, degraded_rate=degraded_rate)
+
+
+def _align(estimate: torch.Tensor, rate: int, item: Item) -> torch.Tensor:
+    """The estimate at the reference's rate and channel count (mono estimates are spread over channels)."""
+    if rate != item.clean_rate:
+        estimate = resample(estimate, rate, item.clean_rate)
+    if estimate.shape[0] != item.clean.shape[0]:
+        if estimate.shape[0] == 1:
+            estimate = estimate.expand(item.clean.shape[0], -1)
+        else:
+            raise DataError(
+                f"'{item.key}': the output has {estimate.shape[0]} channels but the clean file has "
+                f"{item.clean.shape[0]}"
+            )
+    return estimate
+
+
+def input_cutoff(item: Item) -> float:
+    """The degraded input's band limit in Hz (NaN without a degraded input)."""
+    if item.degraded is None:
+        return math.nan
+    mono = item.degraded.mean(dim=0).numpy()
+    return min(estimate_cutoff(mono, item.degraded_rate), item.degraded_rate / 2)
+
+
+def evaluate_items(
+    items: Iterator[Item],
+    systems: list[System],
+    out_dir: str,
+    metrics: list[str] = DEFAULT_METRICS,
+    quality_models: list | None = None,
+    spectrograms: int = 3,
+    save_audio: bool = True,
+    cutoff_hz: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, list[dict]]:
+    """Score every item with every system (and every enhanced folder) and write the reports.
+
+    Parameters
+    ----------
+    items : iterator of Item
+        From :func:`folder_items` or :func:`degraded_items`.
+    systems : list of System
+        Run on each item's degraded signal (items without one need no systems).
+    out_dir : str
+        Where tables, summary, figures and audio go.
+    metrics : list[str]
+        Intrusive metric names.
+    quality_models : list of QualityModel
+        No-reference plug-ins scored on each output (see :mod:`gan_enhance.evaluate.quality`).
+    spectrograms : int
+        Number of files (the first ones) that get a degraded / enhanced / clean figure.
+    save_audio : bool
+        Write each system's output (and on-the-fly degraded inputs) under ``out_dir/audio``.
+    cutoff_hz : float
+        The input's band limit for ``lsd_low``/``lsd_high``; 0 estimates it from each degraded input.
+
+    Returns
+    -------
+    dict[str, list[dict]]
+        System name -> its rows, as written to ``<system>.csv``.
+    """
+    tables: dict[str, list[dict]] = {}
+    audio_dir = os.path.join(out_dir, "audio")
+    for count, item in enumerate(items):
+        cutoff = cutoff_hz or input_cutoff(item)
+        outputs: dict[str, tuple[torch.Tensor, int]] = {}
+        for system in systems:
+            if item.degraded is None:
+                raise DataError(f"system '{system.name}' needs a degraded input for '{item.key}'")
+            outputs[system.name] = system(item.degraded, item.degraded_rate)
+        for name, path in item.enhanced_paths.items():
+            outputs[name] = read_audio(path)
+        for name, (wav, rate) in outputs.items():
+            estimate = _align(wav, rate, item)
+            row = {"file": item.key, "system": name, "duration_s": item.clean.shape[-1] / item.clean_rate}
+            row.update({"sample_rate": float(item.clean_rate), "cutoff_hz": cutoff})
+            row.update(compute_metrics(estimate, item.clean, item.clean_rate, metrics, cutoff))
+            for model in quality_models or []:
+                row.update(model.score(wav, rate))
+            tables.setdefault(name, []).append(row)
+            if save_audio and name not in item.enhanced_paths:
+                write_audio(os.path.join(audio_dir, name, f"{item.key}.wav"), wav, rate, AUDIO_SUBTYPE)
+        if save_audio and systems and item.degraded is not None:
+            write_audio(
+                os.path.join(audio_dir, "degraded", f"{item.key}.wav"),
+                item.degraded,
+                item.degraded_rate,
+                AUDIO_SUBTYPE,
+            )
+        if count < spectrograms:
+            panels = [("degraded", item.degraded, item.degraded_rate)] if item.degraded is not None else []
+            panels += [(name, wav, rate) for name, (wav, rate) in outputs.items()]
+            panels.append(("clean", item.clean, item.clean_rate))
+            figure = os.path.join(out_dir, "spectrograms", f"{item.key}.png")
+            report.spectrogram_figure(
+                figure, [(n, w.mean(dim=0).numpy(), r) for n, w, r in panels], title=item.key
+            )
+        if progress is not None:
+            progress(item.key)
+    if not tables:
+        raise DataError("nothing was scored: give enhanced folders or systems to run")
+    write_reports(tables, out_dir)
+    return tables
+
+
+def write_reports(tables: dict[str, list[dict]], out_dir: str) -> str:
+    """Write ``<system>.csv`` per system and ``summary.md``; return the summary's markdown."""
+    os.makedirs(out_dir, exist_ok=True)
+    for name, rows in tables.items():
+        report.write_scores_csv(os.path.join(out_dir, f"{name}.csv"), rows)
+    text = summary_text(tables)
+    with open(os.path.join(out_dir, SUMMARY_FILE), "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return text
+
+
+def summary_text(tables: dict[str, list[dict]]) -> str:
+    """The summary markdown: means side by side, then each system's full statistics."""
+    parts = [
+        "## Evaluation summary\n",
+        "Mean ± std per system (↑ higher is better, ↓ lower, →0 nearest zero).\n",
+    ]
+    parts.append(report.means_markdown(tables))
+    parts += [report.summary_markdown(rows, title=name) for name, rows in tables.items()]
+    return "\n".join(parts)

@@ -1,0 +1,110 @@
+"""FINALLY's LMOS loss: distance between WavLM convolutional-encoder features, plus STFT magnitudes.
+
+The conv encoder of WavLM (seven strided convs, 20 ms hop at 16 kHz) maps speech to features that track
+phonetic content and are insensitive to small phase differences, which makes it a good regression target
+for enhancement (FINALLY chose it over the transformer layers). The network is frozen: gradients reach the
+generator's output, never WavLM's weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from gan_enhance._compat import patch
+from gan_enhance.audio import resample
+from gan_enhance.losses.waveform import check_same_shape
+from gan_enhance.nn.spectral import stft
+from gan_enhance.nn.wavlm import WAVLM_SAMPLE_RATE, FrozenWavLM, load_wavlm
+
+
+class WavLMFeatureLoss(nn.Module):
+    """``feature_weight * MSE(WavLM-conv(y_hat), WavLM-conv(y)) + stft_weight * L1(|Y_hat|, |Y|)``.
+
+    Logged as ``wavlm/loss``.
+
+    Parameters
+    ----------
+    model : str
+        Hub id (``"microsoft/wavlm-large"``, as FINALLY) or a folder written by ``save_pretrained``. Only
+        its convolutional encoder is kept (in WavLM-Large the transformer holds 99% of the weights).
+    sample_rate : int
+        Rate of the audio the loss sees; it is resampled to 16 kHz for WavLM (gradients pass through).
+    feature_weight, stft_weight : float
+        Weights of the feature MSE and of the STFT-magnitude L1 (FINALLY: 100 and 1).
+    stft_n_fft, stft_hop_length : int
+        STFT of the magnitude term, at ``sample_rate``.
+    use_bf16 : bool
+        Run the WavLM encoder under bfloat16 autocast (about half the activation memory on GPU); the
+        distances are computed in float32.
+    resample_quality : str
+        ``"fast"``, ``"default"`` or ``"best"`` (see :func:`gan_enhance.audio.resample`).
+
+    Raises
+    ------
+    ConfigError
+        Naming ``model`` when its weights cannot be loaded.
+    """
+
+    def __init__(
+        self,
+        model: str = "microsoft/wavlm-large",
+        sample_rate: int = 16000,
+        feature_weight: float = 100.0,
+        stft_weight: float = 1.0,
+        stft_n_fft: int = 1024,
+        stft_hop_length: int = 256,
+        use_bf16: bool = False,
+        resample_quality: str = "default",
+    ):
+        super().__init__()
+        patch()  # transformers imports torchaudio, which needs the CPU-only workaround here
+        # Keep the conv encoder only: the transformer is never run, so it need not occupy memory.
+        self.encoder = load_wavlm(model).feature_extractor
+        self.encoder.eval()
+        self.encoder.requires_grad_(False)
+        self.model_name = model
+        self.sample_rate = sample_rate
+        self.feature_weight, self.stft_weight = feature_weight, stft_weight
+        self.stft_n_fft, self.stft_hop_length = stft_n_fft, stft_hop_length
+        self.use_bf16 = use_bf16
+        self.resample_quality = resample_quality
+
+    def train(self, mode: bool = True) -> WavLMFeatureLoss:
+        """Keep the encoder in eval mode whatever the trainer asks (no dropout, fixed norms)."""
+        super().train(mode)
+        self.encoder.eval()
+        return self
+
+    def features(self, wav: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, T)`` at ``sample_rate`` -> WavLM conv features ``(B, C, frames)`` in float32."""
+        wav = resample(wav.float(), self.sample_rate, WAVLM_SAMPLE_RATE, self.resample_quality)
+        if wav.shape[-1] < FrozenWavLM.window:
+            raise ValueError(
+                f"WavLMFeatureLoss needs at least {FrozenWavLM.window} samples at {WAVLM_SAMPLE_RATE} Hz, "
+                f"got {wav.shape[-1]}"
+            )
+        autocast = (
+            torch.autocast(device_type=wav.device.type, dtype=torch.bfloat16)
+            if self.use_bf16
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            return self.encoder(wav[:, 0]).float()
+
+    def terms(self, y_hat: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The unweighted ``(feature MSE, STFT-magnitude L1)`` of ``(B, 1, T)`` output and target."""
+        check_same_shape(y_hat, y)
+        with torch.no_grad():
+            target_features = self.features(y)
+        feature_mse = (self.features(y_hat) - target_features).square().mean()
+        magnitude_hat = stft(y_hat, self.stft_n_fft, self.stft_hop_length).abs()
+        magnitude = stft(y, self.stft_n_fft, self.stft_hop_length).abs()
+        return feature_mse, (magnitude_hat - magnitude).abs().mean()
+
+    def forward(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, T), (B, 1, T) -> ()``."""
+        feature_mse, stft_l1 = self.terms(y_hat, y)
+        return self.feature_weight * feature_mse + self.stft_weight * stft_l1

@@ -1,0 +1,350 @@
+"""From a flat config dict to a checked :class:`Experiment`, and from that to a ``State`` and data.
+
+:func:`read_experiment` consumes every key (and fails on any key nothing reads) before a single model is
+built; the sample rates are the two top-level keys ``in_sample_rate`` / ``out_sample_rate``, handed to
+every part that needs them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from gan_enhance.errors import ConfigError
+from gan_enhance.train.config import ConfigReader, parameters_of
+from gan_enhance.train.data import DataSettings, DataSpec, check_sources
+from gan_enhance.train.distributed import DistInfo, wrap_model
+from gan_enhance.train.ema import EMASettings, GeneratorEMA
+from gan_enhance.train.finetune import FineTuneSettings
+from gan_enhance.train.optim import OptimizerSettings, build_optimizers
+from gan_enhance.train.precision import Precision
+from gan_enhance.train.schedulers import SchedulerSettings, build_schedulers
+from gan_enhance.train.state import LossSet, State, TrainerSettings
+
+log = logging.getLogger("gan_enhance.train")
+
+RATE_KEYS = ("in_sample_rate", "out_sample_rate", "sample_rate")
+GENERATOR_LOSS_KEYS = ("adv/gen", "adv/feat")
+DISCRIMINATOR_LOSS_KEY = "adv/disc"
+
+
+def reconstruction_losses() -> dict[str, type]:
+    """Log key -> loss class of every reconstruction loss a run can weight in ``lambdas``."""
+    from gan_enhance.losses import (
+        MultiResolutionSTFTLoss,
+        MultiScaleMelLoss,
+        SISDRLoss,
+        WaveformL1Loss,
+        WavLMFeatureLoss,
+    )
+
+    return {
+        "mel/loss": MultiScaleMelLoss,
+        "stft/loss": MultiResolutionSTFTLoss,
+        "l1/loss": WaveformL1Loss,
+        "sisdr/loss": SISDRLoss,
+        "wavlm/loss": WavLMFeatureLoss,
+    }
+
+
+@dataclass
+class Experiment:
+    """A checked run configuration: every setting resolved, nothing built yet."""
+
+    name: str
+    runs_dir: str
+    in_sample_rate: int
+    out_sample_rate: int
+    generator: str
+    generator_kwargs: dict[str, Any]
+    discriminators: list[str]
+    discriminator_settings: dict[str, dict[str, Any]]
+    discriminator_kwargs: dict[str, Any]
+    lambdas: dict[str, float]
+    loss_kwargs: dict[str, dict[str, Any]]
+    adversarial_kwargs: dict[str, Any]
+    feature_matching_kwargs: dict[str, Any]
+    trainer: TrainerSettings
+    optimizer_g: OptimizerSettings
+    optimizer_d: OptimizerSettings
+    scheduler_g: SchedulerSettings
+    scheduler_d: SchedulerSettings
+    ema: EMASettings
+    finetune: FineTuneSettings
+    data: DataSpec
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def read_experiment(config: dict[str, Any]) -> Experiment:
+    """Check and resolve ``config`` (a flat dict); unknown keys and bad values raise ``ConfigError``."""
+    from gan_enhance.data import PRESETS
+    from gan_enhance.data.transforms import DEGRADATIONS
+    from gan_enhance.losses import AdversarialLoss, FeatureMatchingLoss
+    from gan_enhance.models.discriminators import DISCRIMINATORS, build_discriminator
+    from gan_enhance.models.generators import GENERATORS
+
+    reader = ConfigReader(config)
+    in_rate = reader.top("in_sample_rate", 16000, int)
+    out_rate = reader.top("out_sample_rate", 16000, int)
+    generator = reader.top("generator", "", str)
+    if generator not in GENERATORS:
+        raise ConfigError(f"generator is {generator!r}; choose one of {', '.join(GENERATORS.names())}")
+    generator_kwargs = _class_section(reader, GENERATORS, generator)
+    names = reader.top("discriminators", [], list[str])
+    settings = {name: _class_section(reader, DISCRIMINATORS, name) for name in _known(names, DISCRIMINATORS)}
+    _ignore_unselected(reader, GENERATORS, [generator])
+    _ignore_unselected(reader, DISCRIMINATORS, names)
+    combined = reader.section(
+        "CombinedDiscriminator", build_discriminator, reserved=("names", "settings", "sample_rate")
+    )
+    lambdas = _lambdas(reader.top("lambdas", {}, dict), bool(names))
+    losses = reconstruction_losses()
+    loss_kwargs = {
+        key: reader.section(losses[key].__name__, losses[key], reserved=RATE_KEYS) for key in losses
+    }
+    task = reader.top("task", "denoise", str)
+    if task not in PRESETS:
+        raise ConfigError(f"task is {task!r}; choose one of {', '.join(PRESETS)}")
+    degradations = {}
+    for class_name, _ in PRESETS[task]["steps"]:
+        values = reader.section(class_name, DEGRADATIONS.get(class_name), reserved=("noise_dirs", "rir_dirs"))
+        if values:
+            degradations[class_name] = values
+    from gan_enhance.data import CleanSource
+
+    trainer = reader.settings(TrainerSettings, "Trainer")
+    data_settings = reader.settings(DataSettings, "Data")
+    check_sources(data_settings)
+    experiment = Experiment(
+        name=reader.top("name", "run", str),
+        runs_dir=reader.top("runs_dir", "runs", str),
+        in_sample_rate=in_rate,
+        out_sample_rate=out_rate,
+        generator=generator,
+        generator_kwargs=generator_kwargs,
+        discriminators=names,
+        discriminator_settings=settings,
+        discriminator_kwargs=combined,
+        lambdas=lambdas,
+        loss_kwargs=loss_kwargs,
+        adversarial_kwargs=reader.section("AdversarialLoss", AdversarialLoss),
+        feature_matching_kwargs=reader.section("FeatureMatchingLoss", FeatureMatchingLoss),
+        trainer=trainer,
+        optimizer_g=reader.settings(OptimizerSettings, "Optimizer", scope="generator"),
+        optimizer_d=reader.settings(OptimizerSettings, "Optimizer", scope="discriminator"),
+        scheduler_g=reader.settings(SchedulerSettings, "Scheduler", scope="generator"),
+        scheduler_d=reader.settings(SchedulerSettings, "Scheduler", scope="discriminator"),
+        ema=reader.settings(EMASettings, "EMA"),
+        finetune=reader.settings(FineTuneSettings, "FineTune"),
+        data=DataSpec(
+            settings=data_settings,
+            task=task,
+            degradation_settings=degradations,
+            source_settings=reader.section("CleanSource", CleanSource, reserved=("sources",)),
+            in_sample_rate=in_rate,
+            out_sample_rate=out_rate,
+            seed=trainer.seed,
+        ),
+        config=dict(config),
+    )
+    reader.check_all_used()
+    _check_cadence(trainer)
+    return experiment
+
+
+def _class_section(reader: ConfigReader, registry: Any, name: str) -> dict[str, Any]:
+    cls = registry.get(name)
+    return reader.section(cls.__name__, cls, reserved=RATE_KEYS)
+
+
+def _known(names: list[str], registry: Any) -> list[str]:
+    unknown = [name for name in names if name not in registry]
+    if unknown:
+        raise ConfigError(f"discriminators {unknown} are unknown; choose from {', '.join(registry.names())}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"discriminators repeat a family: {names}")
+    return names
+
+
+def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str]) -> None:
+    """Settings of a registered but unselected part are accepted with a warning (overlays may carry them)."""
+    for name in registry.names():
+        if name in selected:
+            continue
+        prefix = registry.get(name).__name__
+        keys = [key for key in reader.config if key.split("/")[-1].startswith(f"{prefix}.")]
+        if keys:
+            log.warning(
+                "ignoring %s: %s %r is not selected in this run", ", ".join(keys), registry.kind, name
+            )
+            reader.mark_used(prefix)
+
+
+def _lambdas(values: dict[str, Any], adversarial: bool) -> dict[str, float]:
+    if not isinstance(values, dict):
+        raise ConfigError(f"lambdas must map loss keys to weights, got {values!r}")
+    known = set(reconstruction_losses()) | set(GENERATOR_LOSS_KEYS) | {DISCRIMINATOR_LOSS_KEY}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"lambdas has unknown key(s) {unknown}; the loss keys are {', '.join(sorted(known))}"
+        )
+    lambdas = {}
+    for key, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"lambdas[{key!r}] must be a non-negative number, got {value!r}")
+        lambdas[key] = float(value)
+    if not any(lambdas.get(key, 0.0) > 0 for key in reconstruction_losses()) and not adversarial:
+        raise ConfigError(
+            "lambdas gives no reconstruction loss a positive weight and no discriminator is set"
+        )
+    return lambdas
+
+
+def _check_cadence(trainer: TrainerSettings) -> None:
+    for name in ("max_steps", "batch_size", "log_every", "checkpoint_every", "disc_updates", "grad_accum"):
+        if getattr(trainer, name) <= 0:
+            raise ConfigError(f"Trainer.{name} must be positive, got {getattr(trainer, name)}")
+    if trainer.batch_size % trainer.grad_accum:
+        raise ConfigError(
+            f"Trainer.batch_size ({trainer.batch_size}) must be a multiple of Trainer.grad_accum ({trainer.grad_accum})"
+        )
+
+
+# -- building -------------------------------------------------------------------------------------------------------
+def build_state(experiment: Experiment, dist: DistInfo) -> State:
+    """Models, losses, optimizers, schedules, EMA and precision of a checked experiment, on ``dist.device``."""
+    from gan_enhance.losses import AdversarialLoss, FeatureMatchingLoss
+    from gan_enhance.models.discriminators import build_discriminator
+    from gan_enhance.models.generators import build_generator
+
+    trainer = experiment.trainer
+    rates = {"in_sample_rate": experiment.in_sample_rate, "out_sample_rate": experiment.out_sample_rate}
+    generator = build_generator(experiment.generator, **experiment.generator_kwargs, **rates)
+    discriminator = None
+    if experiment.discriminators:
+        discriminator = build_discriminator(
+            experiment.discriminators,
+            experiment.discriminator_settings,
+            sample_rate=experiment.out_sample_rate,
+            **experiment.discriminator_kwargs,
+        )
+    ema = GeneratorEMA(generator.to(dist.device), experiment.ema) if experiment.ema.decay > 0 else None
+    losses = LossSet(
+        reconstruction=build_losses(experiment),
+        adversarial=AdversarialLoss(**experiment.adversarial_kwargs) if discriminator is not None else None,
+        feature_matching=FeatureMatchingLoss(**experiment.feature_matching_kwargs) if discriminator else None,
+    ).to(dist.device)
+    generator = wrap_model(generator, dist)
+    discriminator = wrap_model(discriminator, dist) if discriminator is not None else None
+    if trainer.compile:
+        generator.compile()
+        if discriminator is not None:
+            discriminator.compile()
+    optimizers_g = build_optimizers(generator, experiment.optimizer_g)
+    optimizers_d = (
+        build_optimizers(discriminator, experiment.optimizer_d) if discriminator is not None else []
+    )
+    return State(
+        generator=generator,
+        discriminator=discriminator,
+        optimizers_g=optimizers_g,
+        optimizers_d=optimizers_d,
+        schedulers_g=build_schedulers(optimizers_g, experiment.scheduler_g, trainer.max_steps),
+        schedulers_d=build_schedulers(optimizers_d, experiment.scheduler_d, trainer.max_steps),
+        losses=losses,
+        lambdas=experiment.lambdas,
+        precision=Precision(trainer.precision, dist.device),
+        settings=trainer,
+        dist=dist,
+        ema=ema,
+    )
+
+
+def build_losses(experiment: Experiment) -> dict:
+    """The reconstruction losses named in ``lambdas`` (weight 0: logged only, if the trainer asks)."""
+    losses = {}
+    for key, cls in reconstruction_losses().items():
+        if key not in experiment.lambdas:
+            continue
+        if experiment.lambdas[key] == 0 and not experiment.trainer.log_zero_weight_losses:
+            continue
+        kwargs = dict(experiment.loss_kwargs[key])
+        if "sample_rate" in inspect.signature(cls).parameters:
+            kwargs["sample_rate"] = experiment.out_sample_rate
+        losses[key] = cls(**kwargs)
+    return losses
+
+
+def resolved_config(experiment: Experiment, state: State) -> dict[str, Any]:
+    """The run's full config as flat keys, every default written out (dumped to ``config.yml``).
+
+    Loading it back gives the same run: it is what ``--resume`` and fine-tuning stages should read.
+    """
+    from gan_enhance.train.distributed import unwrap
+
+    config: dict[str, Any] = {
+        "name": experiment.name,
+        "runs_dir": experiment.runs_dir,
+        "in_sample_rate": experiment.in_sample_rate,
+        "out_sample_rate": experiment.out_sample_rate,
+        "generator": experiment.generator,
+        "discriminators": list(experiment.discriminators),
+        "task": experiment.data.task,
+        "lambdas": dict(experiment.lambdas),
+    }
+    generator = unwrap(state.generator)
+    _put(config, type(generator).__name__, _without_rates(generator.build_config["kwargs"]))
+    if state.discriminator is not None:
+        from gan_enhance.models.discriminators import DISCRIMINATORS
+
+        built = unwrap(state.discriminator).build_config
+        for family in experiment.discriminators:
+            _put(config, DISCRIMINATORS.get(family).__name__, _without_rates(built["settings"][family]))
+        _put(
+            config,
+            "CombinedDiscriminator",
+            {k: built[k] for k in ("normalize_input", "input_peak") if k in built},
+        )
+    losses = reconstruction_losses()
+    for key, cls in losses.items():
+        defaults = _defaults(cls)
+        _put(config, cls.__name__, _without_rates({**defaults, **experiment.loss_kwargs[key]}))
+    sections = {
+        "Trainer": asdict(experiment.trainer),
+        "generator/Optimizer": asdict(experiment.optimizer_g),
+        "discriminator/Optimizer": asdict(experiment.optimizer_d),
+        "generator/Scheduler": asdict(experiment.scheduler_g),
+        "discriminator/Scheduler": asdict(experiment.scheduler_d),
+        "EMA": asdict(experiment.ema),
+        "FineTune": asdict(experiment.finetune),
+        "Data": asdict(experiment.data.settings),
+        "AdversarialLoss": experiment.adversarial_kwargs,
+        "FeatureMatchingLoss": experiment.feature_matching_kwargs,
+        "CleanSource": experiment.data.source_settings,
+    }
+    for prefix, values in sections.items():
+        _put(config, prefix, values)
+    for class_name, values in experiment.data.degradation_settings.items():
+        _put(config, class_name, values)
+    return config
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    signature = inspect.signature(cls)
+    return {
+        name: parameter.default
+        for name, parameter in signature.parameters.items()
+        if parameter.default is not inspect.Parameter.empty and name in parameters_of(cls)
+    }
+
+
+def _without_rates(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if key not in RATE_KEYS}
+
+
+def _put(config: dict[str, Any], prefix: str, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        config[f"{prefix}.{key}"] = list(value) if isinstance(value, tuple) else value

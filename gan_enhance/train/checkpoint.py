@@ -1,0 +1,213 @@
+"""Training checkpoints: plain tensors and data (``torch.load(weights_only=True)``), written atomically.
+
+Layout (docs/internal_api.md): ``runs/<name>/checkpoints/{latest,best,<N>k}/checkpoint.pt`` holding
+``version, step, generator, generator_ema, generator_config, discriminator, discriminator_config,
+optimizers, schedulers, scaler, rng, data, metrics, config`` plus ``trainer`` (counters, best tracker).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_enhance.errors import CheckpointError, ConfigError
+from gan_enhance.train.distributed import unwrap
+from gan_enhance.train.precision import rng_state, set_rng_state
+from gan_enhance.train.state import State
+from gan_enhance.version import __version__
+
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_path(run_dir: str | Path, tag: str) -> Path:
+    """``run_dir/checkpoints/<tag>/checkpoint.pt``."""
+    return Path(run_dir) / CHECKPOINT_DIR / tag / CHECKPOINT_FILE
+
+
+def step_tag(step: int) -> str:
+    """The kept-checkpoint tag of ``step``: ``50k`` for 50000 (plain ``1234`` off the thousands)."""
+    return f"{step // 1000}k" if step % 1000 == 0 else str(step)
+
+
+def state_payload(
+    state: State,
+    data: dict[str, Any],
+    metrics: dict[str, float],
+    config: dict[str, Any],
+    trainer: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything needed to continue ``state`` bitwise, as plain tensors and data."""
+    generator = unwrap(state.generator)
+    payload: dict[str, Any] = {
+        "version": __version__,
+        "step": state.step,
+        "generator": generator.state_dict(),
+        "generator_config": getattr(generator, "build_config", {}),
+        "optimizers": {
+            "generator": [optimizer.state_dict() for optimizer in state.optimizers_g],
+            "discriminator": [optimizer.state_dict() for optimizer in state.optimizers_d],
+        },
+        "schedulers": {
+            "generator": [scheduler.state_dict() for scheduler in state.schedulers_g],
+            "discriminator": [scheduler.state_dict() for scheduler in state.schedulers_d],
+        },
+        "scaler": state.precision.scaler.state_dict(),
+        "rng": rng_state(),
+        "data": data,
+        "metrics": dict(metrics),
+        "config": config,
+        "trainer": {
+            **trainer,
+            "nonfinite_total": state.nonfinite_total,
+            "nonfinite_in_a_row": state.nonfinite_in_a_row,
+        },
+    }
+    if state.discriminator is not None:
+        discriminator = unwrap(state.discriminator)
+        payload["discriminator"] = discriminator.state_dict()
+        payload["discriminator_config"] = getattr(discriminator, "build_config", {})
+    if state.ema is not None:
+        ema = state.ema.state_dict()
+        payload["generator_ema"] = ema["weights"]
+        payload["ema_updates"] = ema["updates"]
+    return payload
+
+
+def save_checkpoint(payload: dict[str, Any], run_dir: str | Path, tags: list[str]) -> list[Path]:
+    """Write ``payload`` under each tag, each file via a temporary file and an atomic rename."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    written = []
+    for tag in tags:
+        path = checkpoint_path(run_dir, tag)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        written.append(path)
+    return written
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint file (or a folder holding ``checkpoint.pt``) with ``weights_only=True`` on CPU."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; check the run name or train without --resume")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable training checkpoint ({error}); delete it or pick another"
+        ) from None
+    if not isinstance(payload, dict) or "generator" not in payload or "step" not in payload:
+        raise CheckpointError(
+            f"{path} is not a gan_enhance training checkpoint (no 'generator'/'step' entries)"
+        )
+    return payload
+
+
+def restore_state(state: State, payload: dict[str, Any]) -> None:
+    """Put a checkpoint back into ``state`` for ``--resume``: weights, optimizers, schedules, RNG, counters.
+
+    Everything must match exactly (same config); fine-tuning from another run is ``finetune.py``'s job.
+    """
+    _load_strict(unwrap(state.generator), payload["generator"], "generator", payload)
+    if state.discriminator is not None:
+        if "discriminator" not in payload:
+            raise CheckpointError(
+                "the checkpoint has no discriminator but this run trains one; resume the same config"
+            )
+        _load_strict(unwrap(state.discriminator), payload["discriminator"], "discriminator", payload)
+    if state.ema is not None:
+        if "generator_ema" not in payload:
+            raise CheckpointError(
+                "the checkpoint has no EMA weights but EMA.decay > 0; resume the same config"
+            )
+        state.ema.load_state_dict({"weights": payload["generator_ema"], "updates": payload["ema_updates"]})
+    _load_list(state.optimizers_g, payload["optimizers"]["generator"], "generator optimizers")
+    _load_list(state.optimizers_d, payload["optimizers"]["discriminator"], "discriminator optimizers")
+    _load_list(state.schedulers_g, payload["schedulers"]["generator"], "generator schedulers")
+    _load_list(state.schedulers_d, payload["schedulers"]["discriminator"], "discriminator schedulers")
+    state.precision.scaler.load_state_dict(payload["scaler"])
+    set_rng_state(payload["rng"])
+    state.step = int(payload["step"])
+    state.nonfinite_total = int(payload["trainer"].get("nonfinite_total", 0))
+    state.nonfinite_in_a_row = int(payload["trainer"].get("nonfinite_in_a_row", 0))
+
+
+def _load_strict(module: torch.nn.Module, weights: dict, what: str, payload: dict) -> None:
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"the checkpoint's {what} (step {payload['step']}) does not fit this run's {what}: {error}. "
+            "Resume with the run's own config.yml, or fine-tune with FineTune.checkpoint instead"
+        ) from None
+
+
+def _load_list(targets: list, states: list, what: str) -> None:
+    if len(targets) != len(states):
+        raise ConfigError(
+            f"the checkpoint has {len(states)} {what} but this run builds {len(targets)}; "
+            "was Optimizer.kind changed? Resume with the run's own config.yml"
+        )
+    for target, saved in zip(targets, states):
+        target.load_state_dict(saved)
+
+
+class BestTracker:
+    """Keeps the best validation value of one metric and counts validations without improvement.
+
+    Parameters
+    ----------
+    metric : str
+        Log key of the validation metric (``mel/loss``, ``metric/pesq``, ...).
+    mode : str
+        ``"min"`` or ``"max"``.
+    patience : int
+        Validations without a new best before :attr:`should_stop` turns true (0: never).
+    """
+
+    def __init__(self, metric: str, mode: str, patience: int):
+        if mode not in ("min", "max"):
+            raise ConfigError(f"Trainer.best_mode is {mode!r}; use 'min' or 'max'")
+        self.metric, self.mode, self.patience = metric, mode, patience
+        self.best: float | None = None
+        self.best_step = -1
+        self.stale = 0
+
+    def update(self, metrics: dict[str, float], step: int) -> bool:
+        """Record one validation; True when it is a new best."""
+        if self.metric not in metrics:
+            raise ConfigError(
+                f"Trainer.best_metric {self.metric!r} is not a validation metric; known: {', '.join(sorted(metrics))}"
+            )
+        value = metrics[self.metric]
+        improved = self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+        if improved:
+            self.best, self.best_step, self.stale = value, step, 0
+        else:
+            self.stale += 1
+        return improved
+
+    @property
+    def should_stop(self) -> bool:
+        return self.patience > 0 and self.stale >= self.patience
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_step": self.best_step, "stale": self.stale}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.best_step, self.stale = state["best"], state["best_step"], state["stale"]

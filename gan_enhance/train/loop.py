@@ -1,0 +1,310 @@
+"""The training loop: steps, logging, samples, validation, checkpoints, early stopping, profiling.
+
+Read top to bottom in :func:`fit`; each periodic job is its own function and gets what it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gan_enhance.train.checkpoint import BestTracker, save_checkpoint, state_payload, step_tag
+from gan_enhance.train.distributed import barrier, mean_over_ranks, unwrap
+from gan_enhance.train.state import State
+from gan_enhance.train.step import train_step
+from gan_enhance.train.validate import save_samples, validate
+from gan_enhance.train.writers import RunWriters
+
+log = logging.getLogger("gan_enhance.train")
+
+
+class BatchStream:
+    """Endless batches from a loader with a resumable position (``state_dict`` / ``load_state_dict``).
+
+    A new pass over the loader starts when one ends; the loader itself moves to its next epoch.
+    """
+
+    def __init__(self, loader: Any):
+        self.loader = loader
+        self._iterator: Iterator | None = None
+
+    def __next__(self) -> dict[str, Tensor]:
+        if self._iterator is None:
+            self._iterator = iter(self.loader)
+        try:
+            return next(self._iterator)
+        except StopIteration:
+            self._iterator = iter(self.loader)
+            return next(self._iterator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.loader.state_dict() if hasattr(self.loader, "state_dict") else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.loader.load_state_dict(state)
+        self._iterator = None
+
+
+@dataclass
+class Run:
+    """What the loop needs besides the ``State``: data, output folder, writers and run-level records.
+
+    Parameters
+    ----------
+    run_dir : Path
+        ``runs/<name>``; checkpoints, logs and samples go under it (rank 0 only).
+    train_batches : BatchStream
+        Training batches.
+    val_batches : iterable of dict
+        The fixed validation set (re-iterated at every validation).
+    sample_batch : dict or None
+        A fixed validation batch for the audio and spectrogram logs.
+    in_sample_rate, out_sample_rate : int
+        Rates of ``x`` and ``y``.
+    config : dict
+        The resolved run config, stored in every checkpoint.
+    writers : RunWriters
+        ``logs/train`` and ``logs/val``.
+    speech_quality : bool
+        Add PESQ/STOI to validation.
+    """
+
+    run_dir: Path
+    train_batches: BatchStream
+    val_batches: Iterable[dict[str, Tensor]]
+    sample_batch: dict[str, Tensor] | None
+    in_sample_rate: int
+    out_sample_rate: int
+    config: dict[str, Any]
+    writers: RunWriters
+    speech_quality: bool = True
+    tracker: BestTracker | None = None
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class FitResult:
+    """Where a run ended: its step, whether early stopping ended it, the best value, the final state."""
+
+    step: int
+    stopped_early: bool
+    best: float | None
+    last_metrics: dict[str, float]
+    state: State
+
+
+def fit(state: State, run: Run) -> FitResult:
+    """Train until ``Trainer.max_steps`` (or early stopping); returns where the run ended."""
+    settings = state.settings
+    if run.tracker is None:
+        run.tracker = BestTracker(settings.best_metric, settings.best_mode, settings.early_stop_patience)
+    averages = RunningMeans()
+    progress = Progress(settings.max_steps, state.step, enabled=state.dist.is_main and not settings.quiet)
+    profiler = ProfilerWindow(settings.profile_start, settings.profile_steps, run.run_dir, state.dist.is_main)
+    stopped_early = False
+    while state.step < settings.max_steps and not stopped_early:
+        started = time.perf_counter()
+        batch = next(run.train_batches)
+        fetched = time.perf_counter()
+        metrics = train_step(state, batch)
+        averages.add(metrics, data_seconds=fetched - started, step_seconds=time.perf_counter() - fetched)
+        profiler.step(state.step)
+        step = state.step
+        if step % settings.log_every == 0 or step == settings.max_steps:
+            log_training(state, run, averages.pop(), batch["x"].shape[0], progress)
+        progress.update(step)
+        if settings.sample_every and step % settings.sample_every == 0:
+            log_samples(state, run)
+        if settings.valid_every and step % settings.valid_every == 0:
+            stopped_early = run_validation(state, run)
+        keep = settings.keep_every > 0 and step % settings.keep_every == 0
+        if step % settings.checkpoint_every == 0 or keep or step == settings.max_steps or stopped_early:
+            write_checkpoint(state, run, ["latest"] + ([step_tag(step)] if keep else []))
+    profiler.close()
+    progress.close()
+    run.writers.flush()
+    return FitResult(state.step, stopped_early, run.tracker.best, run.last_metrics, state)
+
+
+def log_training(
+    state: State, run: Run, means: dict[str, Tensor | float], batch_size: int, progress: Progress
+) -> None:
+    """Write the averaged training scalars (the ``.item()`` sync happens here, every ``log_every`` steps)."""
+    timing = {key: means.pop(key) for key in ("time/data", "time/step")}
+    means = mean_over_ranks(means, state.dist)
+    keys = sorted(means)
+    losses = dict(zip(keys, torch.stack([means[key].float() for key in keys]).tolist()))
+    losses["nonfinite/skipped"] = float(state.nonfinite_total)
+    values = {**losses, **timing, **state.learning_rates()}
+    seconds = timing["time/data"] + timing["time/step"]
+    values["perf/samples_per_s"] = batch_size * state.dist.world_size / max(seconds, 1e-9)
+    run.writers.scalars("train", values, state.step)
+    progress.show(state.step, losses)
+
+
+def log_samples(state: State, run: Run) -> None:
+    """Audio and spectrograms of the fixed sample batch through the (EMA) generator; rank 0 only."""
+    if state.dist.is_main and run.sample_batch is not None:
+        save_samples(
+            run.writers,
+            state.eval_generator(),
+            run.sample_batch,
+            state.device,
+            run.in_sample_rate,
+            run.out_sample_rate,
+            state.step,
+            run.run_dir / "samples",
+        )
+    barrier(state.dist)
+
+
+def run_validation(state: State, run: Run) -> bool:
+    """Validate on rank 0, log, keep ``best``; returns True when early stopping says stop (on every rank)."""
+    stop = torch.zeros(1)
+    if state.dist.is_main:
+        discriminator = unwrap(state.discriminator) if state.discriminator is not None else None
+        metrics = validate(
+            state.eval_generator(),
+            discriminator,
+            state.losses,
+            state.lambdas,
+            run.val_batches,
+            state.device,
+            run.out_sample_rate,
+            adversarial=state.adversarial,
+            max_batches=state.settings.valid_batches,
+            speech_quality=run.speech_quality,
+        )
+        run.last_metrics = metrics
+        run.writers.scalars("val", metrics, state.step)
+        if run.tracker.update(metrics, state.step):
+            write_checkpoint(state, run, ["best"])
+        log.info("step %d validation: %s", state.step, _format(metrics))
+        if run.tracker.should_stop:
+            log.info(
+                "early stop at step %d: %s has not improved for %d validations (best %.4g at step %d)",
+                state.step,
+                run.tracker.metric,
+                run.tracker.stale,
+                run.tracker.best,
+                run.tracker.best_step,
+            )
+            stop[0] = 1
+    if state.dist.distributed:
+        torch.distributed.broadcast(stop, src=0)
+    return bool(stop[0])
+
+
+def write_checkpoint(state: State, run: Run, tags: list[str]) -> None:
+    """Rank 0 writes the run's checkpoint under ``tags``; the data position travels with it."""
+    if state.dist.is_main:
+        trainer = {"tracker": run.tracker.state_dict() if run.tracker is not None else {}}
+        payload = state_payload(state, run.train_batches.state_dict(), run.last_metrics, run.config, trainer)
+        save_checkpoint(payload, run.run_dir, tags)
+
+
+class RunningMeans:
+    """Sums of step metrics kept on the device between logs (no sync per step)."""
+
+    def __init__(self):
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.data_seconds = self.step_seconds = 0.0
+        self.steps = 0
+
+    def add(self, metrics: dict[str, Tensor], data_seconds: float, step_seconds: float) -> None:
+        for key, value in metrics.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.data_seconds += data_seconds
+        self.step_seconds += step_seconds
+        self.steps += 1
+
+    def pop(self) -> dict[str, Tensor | float]:
+        """Means since the last call (losses as tensors, times as seconds per step); then reset."""
+        means: dict[str, Tensor | float] = {key: total / self.counts[key] for key, total in self.sums.items()}
+        means["time/data"] = self.data_seconds / max(self.steps, 1)
+        means["time/step"] = self.step_seconds / max(self.steps, 1)
+        self.__init__()
+        return means
+
+
+class Progress:
+    """A tqdm bar with step, losses and it/s, or (quiet mode) one log line per logging step."""
+
+    SHOWN = ("total/loss", "mel/loss", "adv/gen", "adv/disc")
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, unit="step")
+        self.position = start
+
+    def show(self, step: int, losses: dict[str, float]) -> None:
+        shown = {
+            key.split("/")[0] if key != "total/loss" else "total": losses[key]
+            for key in self.SHOWN
+            if key in losses
+        }
+        if self.bar is not None:
+            self.bar.set_postfix({key: f"{value:.3g}" for key, value in shown.items()}, refresh=False)
+        else:
+            log.info("step %d %s", step, _format(losses))
+
+    def update(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.update(step - self.position)
+        self.position = step
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class ProfilerWindow:
+    """A ``torch.profiler`` trace of ``steps`` steps from ``start``, written for TensorBoard's profile tab."""
+
+    def __init__(self, start: int, steps: int, run_dir: Path, enabled: bool):
+        self.start, self.steps = start, steps
+        self.folder = Path(run_dir) / "logs" / "profile"
+        self.enabled = enabled and steps > 0
+        self.profiler = None
+
+    def step(self, step: int) -> None:
+        """Call after each training step with the new step count."""
+        if not self.enabled:
+            return
+        if self.profiler is None and step == self.start:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(
+                activities=activities,
+                schedule=torch.profiler.schedule(wait=0, warmup=0, active=self.steps, repeat=1),
+                on_trace_ready=torch.profiler.tensorboard_trace_handler(str(self.folder)),
+                record_shapes=True,
+            )
+            self.profiler.start()
+        elif self.profiler is not None:
+            self.profiler.step()
+            if step >= self.start + self.steps:
+                self.close()
+
+    def close(self) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
+            self.profiler = None
+            self.enabled = False
+
+
+def _format(values: dict[str, float]) -> str:
+    return " ".join(f"{key}={value:.4g}" for key, value in sorted(values.items()))

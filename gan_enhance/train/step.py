@@ -1,0 +1,232 @@
+"""One training step: discriminator update(s), then the generator update.
+
+Metrics leave the step as detached 0-dim tensors; turning them into Python floats (``.item()``) is a
+device sync, so the loop does it only every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from gan_enhance.train.distributed import all_ranks_true, unwrap
+from gan_enhance.train.precision import frozen
+from gan_enhance.train.state import NonFiniteLossError, State
+
+Batch = dict[str, Tensor]
+DISC_KEY = "adv/disc"
+GEN_KEYS = ("adv/gen", "adv/feat")
+TOTAL_KEY = "total/loss"
+
+
+def train_step(state: State, batch: Batch) -> dict[str, Tensor]:
+    """Update the discriminator, then the generator, on one batch; advance schedules and ``state.step``.
+
+    Parameters
+    ----------
+    state : State
+        Models, optimizers, losses and counters; changed in place.
+    batch : dict
+        ``"x"`` degraded input ``(B, 1, T_in)`` and ``"y"`` clean target ``(B, 1, T_out)``.
+
+    Returns
+    -------
+    dict[str, Tensor]
+        Detached 0-dim tensors keyed by log key: each loss, ``total/loss``, ``grad_norm/gen``,
+        ``grad_norm/disc`` (adversarial steps) and ``nonfinite/skipped`` (skipped steps so far).
+    """
+    chunks = micro_batches(batch, state.settings.grad_accum, state.device)
+    adversarial = state.adversarial
+    # With one micro-batch the generator output feeds both updates; with several, keeping every graph
+    # until the generator update would defeat accumulation, so the discriminator sees a no-grad rerun.
+    outputs = None
+    if len(chunks) == 1:
+        with _sync(state.generator, True), state.precision.autocast():
+            outputs = [state.generator(chunks[0][0])]
+    metrics: dict[str, Tensor] = {}
+    healthy = True
+    if adversarial:
+        fakes = [output.detach() for output in outputs] if outputs is not None else None
+        for _ in range(state.settings.disc_updates):
+            disc_metrics, disc_ok = discriminator_update(state, chunks, fakes)
+            metrics.update(disc_metrics)
+            healthy = healthy and disc_ok
+    gen_metrics, gen_ok = generator_update(state, chunks, outputs, adversarial)
+    metrics.update(gen_metrics)
+    healthy = healthy and gen_ok
+    with warnings.catch_warnings():
+        # A skipped (non-finite) step still advances the schedule, which follows the step count.
+        warnings.filterwarnings("ignore", message="Detected call of", category=UserWarning)
+        for scheduler in state.schedulers_g + (state.schedulers_d if adversarial else []):
+            scheduler.step()
+    _count_nonfinite(state, healthy, metrics)
+    state.step += 1
+    return metrics
+
+
+def micro_batches(batch: Batch, parts: int, device: torch.device) -> list[tuple[Tensor, Tensor]]:
+    """Split ``(x, y)`` into ``parts`` equal micro-batches along the batch axis, on ``device``."""
+    x, y = batch["x"].to(device, non_blocking=True), batch["y"].to(device, non_blocking=True)
+    if x.shape[0] % parts:
+        raise ValueError(f"batch of {x.shape[0]} cannot be split into Trainer.grad_accum={parts} equal parts")
+    return list(zip(x.chunk(parts), y.chunk(parts)))
+
+
+def discriminator_update(
+    state: State, chunks: Sequence[tuple[Tensor, Tensor]], fakes: Sequence[Tensor] | None
+) -> tuple[dict[str, Tensor], bool]:
+    """One discriminator update on real ``y`` against generated (detached) outputs."""
+    weight = state.lambdas.get(DISC_KEY, 1.0)
+    total = torch.zeros((), device=state.device)
+    _zero_grad(state.optimizers_d)
+    for index, (x, y) in enumerate(chunks):
+        last = index == len(chunks) - 1
+        if fakes is None:
+            with torch.no_grad(), state.precision.autocast():
+                fake = state.generator(x)
+        else:
+            fake = fakes[index]
+        with _sync(state.discriminator, last), state.precision.autocast():
+            real_out, fake_out = discriminate(state.discriminator, y, fake)
+            loss = state.losses.adversarial.discriminator(real_out, fake_out).float()
+        state.precision.scaler.scale(loss * weight / len(chunks)).backward()
+        total += loss.detach() / len(chunks)
+    norm, ok = _apply_update(
+        state, state.optimizers_d, state.discriminator, state.settings.grad_clip_disc, total
+    )
+    return {DISC_KEY: total, "grad_norm/disc": norm}, ok
+
+
+def generator_update(
+    state: State, chunks: Sequence[tuple[Tensor, Tensor]], outputs: Sequence[Tensor] | None, adversarial: bool
+) -> tuple[dict[str, Tensor], bool]:
+    """One generator update on the weighted sum of its losses (``outputs``: forward already done)."""
+    sums: dict[str, Tensor] = {}
+    _zero_grad(state.optimizers_g)
+    for index, (x, y) in enumerate(chunks):
+        last = index == len(chunks) - 1
+        with _sync(state.generator, last):
+            if outputs is None:
+                with state.precision.autocast():
+                    y_hat = state.generator(x)
+            else:
+                y_hat = outputs[index]
+            losses = generator_losses(state, y_hat, y, adversarial)
+            total = weighted_total(losses, state.lambdas)
+            state.precision.scaler.scale(total / len(chunks)).backward()
+        for key, value in {**losses, TOTAL_KEY: total}.items():
+            sums[key] = sums.get(key, 0.0) + value.detach().float() / len(chunks)
+    norm, ok = _apply_update(
+        state, state.optimizers_g, state.generator, state.settings.grad_clip_gen, sums[TOTAL_KEY]
+    )
+    if ok and state.ema is not None:
+        state.ema.update(unwrap(state.generator), state.step)
+    return {**sums, "grad_norm/gen": norm}, ok
+
+
+def generator_losses(state: State, y_hat: Tensor, y: Tensor, adversarial: bool) -> dict[str, Tensor]:
+    """Every generator loss by log key; adversarial terms only once the warm-up is over.
+
+    Reconstruction losses run in float32 outside autocast: spectral losses lose too much in half precision.
+    """
+    losses: dict[str, Tensor] = {}
+    y_hat_32 = y_hat.float()
+    with torch.autocast(state.device.type, enabled=False):
+        for key, loss_fn in state.losses.reconstruction.items():
+            if state.lambdas.get(key, 0.0) != 0.0:
+                losses[key] = loss_fn(y_hat_32, y)
+            elif state.settings.log_zero_weight_losses:
+                with torch.no_grad():
+                    losses[key] = loss_fn(y_hat_32.detach(), y)
+    if adversarial:
+        discriminator = unwrap(state.discriminator)
+        # Gradients flow through the discriminator to the generator, not into its weights; the bare module
+        # (not the DDP wrapper) keeps DDP's gradient hooks out of a backward that has no D update.
+        with frozen(discriminator), state.precision.autocast():
+            real_out, fake_out = discriminate(discriminator, y, y_hat)
+            losses["adv/gen"] = state.losses.adversarial.generator(fake_out).float()
+            losses["adv/feat"] = state.losses.feature_matching(real_out, fake_out).float()
+    return losses
+
+
+def weighted_total(losses: dict[str, Tensor], lambdas: dict[str, float]) -> Tensor:
+    """``sum(lambdas[k] * losses[k])`` over the losses with a non-zero weight."""
+    terms = [lambdas[key] * value for key, value in losses.items() if lambdas.get(key, 0.0) != 0.0]
+    if not terms:
+        raise ValueError(f"no loss has a non-zero weight in lambdas {lambdas}")
+    return torch.stack(terms).sum()
+
+
+def discriminate(discriminator: nn.Module, real: Tensor, fake: Tensor) -> tuple[list, list]:
+    """Run real and fake through the discriminator as one batch and split each output back in two."""
+    outputs = discriminator(torch.cat([real, fake.to(real.dtype)]))
+    real_out, fake_out = [], []
+    for logits, feature_maps in outputs:
+        real_logits, fake_logits = logits.chunk(2)
+        halves = [feature_map.chunk(2) for feature_map in feature_maps]
+        real_out.append(_like(outputs[0], real_logits, [half[0] for half in halves]))
+        fake_out.append(_like(outputs[0], fake_logits, [half[1] for half in halves]))
+    return real_out, fake_out
+
+
+def _like(template: tuple, logits: Tensor, feature_maps: list[Tensor]) -> tuple:
+    """A ``(logits, feature_maps)`` pair of the same (named) tuple type as ``template``."""
+    if hasattr(template, "_make"):
+        return template._make((logits, feature_maps))
+    return (logits, feature_maps)
+
+
+def _apply_update(
+    state: State, optimizers: list[torch.optim.Optimizer], model: nn.Module, clip: float, loss: Tensor
+) -> tuple[Tensor, bool]:
+    """Unscale, clip and step; skip the step when the loss or the gradient norm is not finite.
+
+    Returns the gradient norm before clipping and whether the update was applied.
+    """
+    scaler = state.precision.scaler
+    for optimizer in optimizers:
+        scaler.unscale_(optimizer)
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(parameters, clip if clip > 0 else math.inf).detach()
+    finite = all_ranks_true(torch.isfinite(norm) & torch.isfinite(loss), state.dist)
+    # The one host sync of a step: whether to skip must be known on the host. Ranks agree because the
+    # flag is reduced across them (and gradients are already all-reduced).
+    applied = bool(finite.item())
+    if applied:
+        for optimizer in optimizers:
+            scaler.step(optimizer)
+    scaler.update()
+    return norm, applied
+
+
+def _count_nonfinite(state: State, healthy: bool, metrics: dict[str, Tensor]) -> None:
+    if healthy:
+        state.nonfinite_in_a_row = 0
+    else:
+        state.nonfinite_in_a_row += 1
+        state.nonfinite_total += 1
+    metrics["nonfinite/skipped"] = torch.tensor(float(state.nonfinite_total))
+    if state.nonfinite_in_a_row >= state.settings.max_nonfinite:
+        values = ", ".join(f"{key}={value.item():.4g}" for key, value in sorted(metrics.items()))
+        raise NonFiniteLossError(
+            f"{state.nonfinite_in_a_row} steps in a row had a non-finite loss or gradient (last at step "
+            f"{state.step}): {values}. Lower the learning rate, clip gradients harder "
+            "(Trainer.grad_clip_gen / grad_clip_disc), use bf16 instead of fp16, or check the data."
+        )
+
+
+def _zero_grad(optimizers: list[torch.optim.Optimizer]) -> None:
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
+
+
+def _sync(model: nn.Module, last: bool) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync`` for all but the last micro-batch (gradients are all-reduced once per update)."""
+    if last or not hasattr(model, "no_sync"):
+        return contextlib.nullcontext()
+    return model.no_sync()

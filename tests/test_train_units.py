@@ -1,0 +1,179 @@
+"""Trainer building blocks: optimizers, schedules, EMA, config reading, RNG snapshots."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from gan_enhance.errors import ConfigError
+from gan_enhance.nn.layers import WNConv1d
+from gan_enhance.train.config import ConfigReader, coerce, load_config, parse_overrides
+from gan_enhance.train.ema import EMASettings, GeneratorEMA
+from gan_enhance.train.optim import MatrixMuon, OptimizerSettings, build_optimizers, split_parameters
+from gan_enhance.train.precision import rng_state, set_rng_state
+from gan_enhance.train.schedulers import ScheduleFactor, SchedulerSettings, build_schedulers
+from gan_enhance.train.state import TrainerSettings
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = WNConv1d(3, 4, 5)
+        self.plain = nn.Conv1d(4, 4, 3)
+        self.norm = nn.LayerNorm(4)
+        self.linear = nn.Linear(4, 2)
+        self.head = nn.Conv1d(4, 1, 3)  # a single output row: not a matrix for Muon
+
+
+def test_parameters_are_split_into_matrices_and_no_decay():
+    model = Tiny()
+    groups = split_parameters(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    matrix = {names[id(p)] for p in groups["matrix"]}
+    no_decay = {names[id(p)] for p in groups["no_decay"]}
+    assert matrix == {"conv.parametrizations.weight.original1", "plain.weight", "linear.weight"}
+    assert "conv.parametrizations.weight.original0" in no_decay  # the weight-norm gain
+    assert {"conv.bias", "norm.weight", "norm.bias", "linear.bias", "head.bias"} <= no_decay
+    assert {names[id(p)] for p in groups["decay"]} == {"head.weight"}
+    assert sum(len(g) for g in groups.values()) == len(list(model.parameters()))
+
+
+def test_adamw_never_decays_biases_and_norms():
+    model = Tiny()
+    (adamw,) = build_optimizers(model, OptimizerSettings(kind="adamw", weight_decay=0.1))
+    decays = {id(p): group["weight_decay"] for group in adamw.param_groups for p in group["params"]}
+    assert decays[id(model.norm.weight)] == 0.0 and decays[id(model.linear.bias)] == 0.0
+    assert decays[id(model.linear.weight)] == 0.1
+
+
+def test_muon_takes_matrices_and_adamw_the_rest():
+    model = Tiny()
+    muon, adamw = build_optimizers(model, OptimizerSettings(kind="muon", lr=1e-3, muon_lr=1e-2))
+    assert isinstance(muon, MatrixMuon) and isinstance(adamw, torch.optim.AdamW)
+    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
+    assert id(model.linear.weight) in in_muon and id(model.linear.bias) not in in_muon
+    assert muon.param_groups[0]["lr"] == 1e-2 and adamw.param_groups[0]["lr"] == 1e-3
+
+
+def test_matrix_muon_on_a_conv_kernel_equals_torch_muon_on_its_2d_view():
+    torch.manual_seed(0)
+    kernel = nn.Parameter(torch.randn(6, 3, 5))
+    matrix = nn.Parameter(kernel.detach().reshape(6, 15).clone())
+    settings = {"lr": 0.02, "weight_decay": 0.1, "momentum": 0.9, "nesterov": True, "ns_steps": 5}
+    ours = MatrixMuon([kernel], adjust_lr_fn="original", **settings)
+    reference = torch.optim.Muon([matrix], adjust_lr_fn="original", **settings)
+    for _ in range(3):
+        gradient = torch.randn(6, 15)
+        kernel.grad, matrix.grad = gradient.reshape(6, 3, 5).clone(), gradient.clone()
+        ours.step()
+        reference.step()
+    torch.testing.assert_close(kernel.detach().reshape(6, 15), matrix.detach(), rtol=0, atol=0)
+
+
+def test_exponential_schedule_with_warmup_matches_its_formula():
+    factor = ScheduleFactor("exponential", gamma=0.99, warmup_steps=4, total_steps=0, min_ratio=0.0)
+    assert factor(0) == pytest.approx(0.25)
+    assert factor(3) == pytest.approx(0.99**3)
+    assert factor(10) == pytest.approx(0.99**10)
+
+
+def test_cosine_schedule_ends_at_min_ratio_and_lambda_lr_round_trips():
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    settings = SchedulerSettings(kind="cosine", warmup_steps=0, total_steps=10, min_ratio=0.1)
+    (scheduler,) = build_schedulers([optimizer], settings, max_steps=100)
+    halfway = None
+    for step in range(10):
+        optimizer.step()
+        scheduler.step()
+        if step == 4:
+            halfway = optimizer.param_groups[0]["lr"]
+    assert halfway == pytest.approx(2.0 * (0.1 + 0.9 * 0.5))
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.2)
+    restored_optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2.0)
+    (restored,) = build_schedulers([restored_optimizer], settings, max_steps=100)
+    restored.load_state_dict(scheduler.state_dict())
+    assert restored.last_epoch == 10
+
+
+def test_cosine_needs_more_steps_than_warmup():
+    with pytest.raises(ConfigError, match="total_steps"):
+        ScheduleFactor("cosine", 1.0, warmup_steps=10, total_steps=5, min_ratio=0.0)
+
+
+def test_ema_first_copies_then_averages():
+    model = nn.Linear(2, 1, bias=False)
+    ema = GeneratorEMA(model, EMASettings(decay=0.9, start_step=1, every=1))
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema.update(model, step=0)  # before start_step: ignored
+    ema.update(model, step=1)  # first update copies
+    assert torch.equal(ema.module.weight, torch.ones(1, 2))
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update(model, step=2)
+    torch.testing.assert_close(ema.module.weight, torch.full((1, 2), 0.9 * 1.0 + 0.1 * 3.0))
+    state = ema.state_dict()
+    other = GeneratorEMA(nn.Linear(2, 1, bias=False), EMASettings(decay=0.9))
+    other.load_state_dict(state)
+    assert torch.equal(other.module.weight, ema.module.weight) and int(other.average.n_averaged) == 2
+
+
+def test_config_includes_are_relative_to_the_file_and_vars_substitute(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yml").write_text("Trainer.max_steps: 5\nTrainer.seed: $seed\n")
+    (tmp_path / "stage.yml").write_text("$include: [sub/base.yml]\n$vars: {seed: 7}\nTrainer.max_steps: 9\n")
+    config = load_config(tmp_path / "stage.yml")
+    assert config == {"Trainer.max_steps": 9, "Trainer.seed": 7}
+
+
+def test_overrides_parse_yaml_values_and_argbind_lists():
+    overrides = parse_overrides(
+        ["--Trainer.max_steps", "10", "--Optimizer.lr=1e-4", "--X.rates", "8", "8", "2", "--Y.flag", "true"]
+    )
+    assert overrides == {"Trainer.max_steps": 10, "Optimizer.lr": 1e-4, "X.rates": [8, 8, 2], "Y.flag": True}
+
+
+def test_unknown_and_mistyped_keys_are_errors_naming_the_key():
+    reader = ConfigReader({"Trainer.max_stepz": 3})
+    with pytest.raises(ConfigError, match=r"Trainer.max_stepz.*Did you mean Trainer.max_steps"):
+        reader.settings(TrainerSettings, "Trainer")
+    reader = ConfigReader({"Trainer.max_steps": "ten"})
+    with pytest.raises(ConfigError, match="Trainer.max_steps.*integer"):
+        reader.settings(TrainerSettings, "Trainer")
+    reader = ConfigReader({"Trainer.max_steps": 3, "Stray.key": 1})
+    reader.settings(TrainerSettings, "Trainer")
+    with pytest.raises(ConfigError, match="Stray.key"):
+        reader.check_all_used()
+
+
+def test_scoped_keys_override_the_shared_section():
+    reader = ConfigReader({"Optimizer.lr": 1.0, "discriminator/Optimizer.lr": 2.0})
+    generator = reader.settings(OptimizerSettings, "Optimizer", scope="generator")
+    discriminator = reader.settings(OptimizerSettings, "Optimizer", scope="discriminator")
+    assert (generator.lr, discriminator.lr) == (1.0, 2.0)
+    reader.check_all_used()
+
+
+def test_coerce_widens_int_to_float_and_checks_lists():
+    assert coerce(3, float, "k") == 3.0 and isinstance(coerce(3, float, "k"), float)
+    assert coerce([1, 2], "list[float]", "k") == [1.0, 2.0]
+    with pytest.raises(ConfigError, match="must be a list"):
+        coerce(3, "list[int]", "k")
+    with pytest.raises(ConfigError, match="true or false"):
+        coerce(1, bool, "k")
+
+
+def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
+    random.seed(1)
+    np.random.seed(1)
+    torch.manual_seed(1)
+    torch.save(rng_state(), tmp_path / "rng.pt")
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
+    assert math.isfinite(expected[0])
