@@ -43,9 +43,13 @@ setup(
         "pystoi==0.4.1",
         "torchmetrics==1.9.0",
         "noisereduce==3.0.3",
+        # loudness (LUFS) in evaluation; audiotools pulls it in too, but we import it directly
+        "pyloudnorm==0.2.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6"],
+        # selenium drives Debian's chromium for the listening-page test (.ci/install_browser.sh);
+        # 4.52 needs a certifi the registry lacks here
+        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0"],
         "export": ["onnx", "onnxruntime"],
     },
     entry_points={"console_scripts": ["gan-enhance=gan_enhance.cli:main"]},

@@ -9,7 +9,8 @@ Every (item, rate) runs in a fresh subprocess, so one item's allocator caches ne
 
 What is measured
 ----------------
-- time: median wall time of ``repeats`` forward + backward passes after one warm-up pass.
+- time: median wall time, and median CPU time of the process (all its threads; less disturbed by other
+  processes on a shared machine), of ``repeats`` forward + backward passes after one warm-up pass.
   Discriminators: one forward of a ``(batch, 1, seconds * rate)`` batch and a backward of the mean of all
   logits into their weights and the input. Losses: ``loss(y_hat, y)`` and its backward into ``y_hat``.
 - peak memory, CPU: the growth of the process's resident set during the first (warm-up) forward +
@@ -118,20 +119,22 @@ def worker(item: str, rate: int, device: str, threads: int, batch: int, seconds:
         before = rss_kib("VmRSS")
         step(y_hat, y)
         peak_mib = (rss_kib("VmHWM") - before) / 1024
-    times = []
+    times, cpu_times = [], []
     for _ in range(repeats):
         module.zero_grad(set_to_none=True)
         y_hat.grad = None
         synchronize()
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step(y_hat, y)
         synchronize()
         times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
     trainable = count_parameters(module, trainable_only=True)
     return {
         "item": item,
         "rate": rate,
         "ms": 1000 * statistics.median(times),
+        "cpu_ms": 1000 * statistics.median(cpu_times),
         "peak_mib": peak_mib,
         "params": trainable,
     }
@@ -160,16 +163,19 @@ def main() -> int:
     print(
         f"device {args.device}, {args.threads} threads, batch {args.batch} x {args.seconds} s, median of {args.repeats}"
     )
-    print("| item | rate | fwd+bwd ms | peak MiB | trainable params |\n|---|---|---|---|---|")
+    print(
+        "| item | rate | fwd+bwd wall ms | CPU ms | peak MiB | trainable params |\n|---|---|---|---|---|---|"
+    )
     for item in args.items:
         for rate in args.rates:
             command = [sys.executable, __file__, *common, "--worker", item, str(rate)]
             done = subprocess.run(command, env=env, capture_output=True, text=True)
             if done.returncode:
-                print(f"| {item} | {rate} | failed: {done.stderr.strip().splitlines()[-1]} | | |")
+                print(f"| {item} | {rate} | failed: {done.stderr.strip().splitlines()[-1]} | | | |")
                 continue
             r = json.loads(done.stdout.strip().splitlines()[-1])
-            print(f"| {item} | {rate} | {r['ms']:.0f} | {r['peak_mib']:.0f} | {r['params']:,} |", flush=True)
+            row = f"| {item} | {rate} | {r['ms']:.0f} | {r['cpu_ms']:.0f} | {r['peak_mib']:.0f} | {r['params']:,} |"
+            print(row, flush=True)
     return 0
 
 

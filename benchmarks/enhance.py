@@ -81,7 +81,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the command's default")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="enhance-bench-") as folder:

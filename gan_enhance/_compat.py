@@ -18,8 +18,8 @@ What is patched, and why:
   ``lfilter``, which without the native extension is a per-sample Python loop (seconds per call);
   ``scipy.signal.lfilter`` gives the same values in milliseconds. Loudness is a measurement, not a
   training loss, so no gradient is needed (the pure-Python lfilter's backward fails anyway).
-- ``AudioSignal.apply_codec`` needs ``torchaudio.functional.apply_codec`` (gone since 2.9): replaced by an
-  in-memory encode/decode through soundfile (MP3, Ogg/Vorbis, Opus, 8-bit mu-law WAV, GSM).
+- ``AudioSignal.apply_codec`` needs ``torchaudio.functional.apply_codec`` (gone since 2.9): replaced by the
+  in-memory encode/decode of :mod:`gan_enhance.codecs` (MP3, Ogg/Vorbis, Opus, mu-law and A-law WAV).
 - ``AudioSignal.pitch_shift``/``time_stretch`` need ``torchaudio.sox_effects`` (gone since 2.9): replaced
   by librosa's phase-vocoder effects, which audiotools already depends on.
 """
@@ -27,7 +27,6 @@ What is patched, and why:
 from __future__ import annotations
 
 import importlib
-import io
 import sys
 import types
 
@@ -142,70 +141,17 @@ def _scipy_apply_filter_cpu(self, data):
     return torch.from_numpy(array).to(device=data.device, dtype=data.dtype)
 
 
-# soundfile (format, subtype) for each audiotools codec format name.
-CODEC_FORMATS = {
-    "mp3": ("MP3", "MPEG_LAYER_III"),
-    "vorbis": ("OGG", "VORBIS"),
-    "ogg": ("OGG", "VORBIS"),
-    "opus": ("OGG", "OPUS"),
-    "gsm": ("WAV", "GSM610"),
+# gan_enhance.codecs name for each audiotools codec format (and mu-law/A-law WAV encodings).
+CODEC_NAMES = {
+    "mp3": "mp3",
+    "vorbis": "vorbis",
+    "ogg": "vorbis",
+    "opus": "opus",
+    "ULAW": "ulaw",
+    "ALAW": "alaw",
 }
-# Opus (libopus) only runs at these rates; other rates go through the nearest one above and back.
-OPUS_SAMPLE_RATES = (8000, 12000, 16000, 24000, 48000)
-
-
-def codec_round_trip(
-    waveform: np.ndarray,
-    sample_rate: int,
-    format: str,
-    subtype: str,
-    compression_level: float | None = None,
-    bitrate_mode: str | None = None,
-) -> np.ndarray:
-    """Encode ``waveform`` ``(C, T)`` with a lossy codec in memory and decode it back to ``(C, T)``.
-
-    The output has the input's length: codec padding and priming are trimmed, a short tail is padded.
-
-    Parameters
-    ----------
-    compression_level : float, optional
-        soundfile's 0 (best quality, highest bitrate) .. 1 (smallest file).
-    bitrate_mode : str, optional
-        ``"CONSTANT"``, ``"AVERAGE"`` or ``"VARIABLE"`` (MP3 only).
-    """
-    import soundfile
-
-    length = waveform.shape[-1]
-    codec_rate = sample_rate
-    data = np.ascontiguousarray(waveform.T, dtype=np.float32)
-    if subtype == "OPUS" and sample_rate not in OPUS_SAMPLE_RATES:
-        codec_rate = next((r for r in OPUS_SAMPLE_RATES if r >= sample_rate), OPUS_SAMPLE_RATES[-1])
-        data = _resample_numpy(data, sample_rate, codec_rate)
-    buffer = io.BytesIO()
-    options = {}
-    if compression_level is not None:
-        options["compression_level"] = float(compression_level)
-    if bitrate_mode is not None:
-        options["bitrate_mode"] = bitrate_mode
-    soundfile.write(buffer, data, codec_rate, format=format, subtype=subtype, **options)
-    buffer.seek(0)
-    decoded, _ = soundfile.read(buffer, dtype="float32", always_2d=True)
-    if codec_rate != sample_rate:
-        decoded = _resample_numpy(decoded, codec_rate, sample_rate)
-    decoded = decoded.T[:, :length]
-    if decoded.shape[-1] < length:
-        decoded = np.pad(decoded, ((0, 0), (0, length - decoded.shape[-1])))
-    return decoded
-
-
-def _resample_numpy(data: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Resample ``(T, C)`` along time with a polyphase filter."""
-    import math
-
-    import scipy.signal
-
-    g = math.gcd(orig_sr, new_sr)
-    return scipy.signal.resample_poly(data, new_sr // g, orig_sr // g, axis=0).astype(np.float32)
+# soundfile's compression level when audiotools passes none (or a sox-style value outside [0, 1]).
+DEFAULT_COMPRESSION_LEVEL = 0.5
 
 
 def _apply_codec(self, preset=None, format="wav", encoding=None, bits_per_sample=None, compression=None):
@@ -228,27 +174,21 @@ def _apply_codec(self, preset=None, format="wav", encoding=None, bits_per_sample
             **self.CODEC_PRESETS[preset],
         }
     name = settings["format"]
-    if name == "wav" and settings["encoding"] in ("ULAW", "ALAW"):
-        sf_format, sf_subtype = "WAV", settings["encoding"]
-    elif name == "wav":
-        return self  # uncompressed PCM: the round trip changes nothing beyond bit depth
-    elif name in CODEC_FORMATS:
-        sf_format, sf_subtype = CODEC_FORMATS[name]
-    else:
+    if name == "wav":
+        if settings["encoding"] not in ("ULAW", "ALAW"):
+            return self  # uncompressed PCM: the round trip changes nothing beyond bit depth
+        name = settings["encoding"]
+    if name not in CODEC_NAMES:
         raise ValueError(
-            f"codec format {name!r} is not available through soundfile; use one of {sorted(CODEC_FORMATS)}"
+            f"codec format {name!r} is not available through soundfile; use one of {sorted(CODEC_NAMES)}"
         )
+    from gan_enhance.codecs import codec_round_trip
+
     level = settings["compression"]
-    level = level if level is not None and 0.0 <= level <= 1.0 else None
-    waveform = self._to_2d().detach().cpu().numpy()
-    # Channels of one item are encoded together; batch items separately.
-    channels = self.num_channels
-    items = [
-        codec_round_trip(waveform[i : i + channels], self.sample_rate, sf_format, sf_subtype, level)
-        for i in range(0, waveform.shape[0], channels)
-    ]
-    augmented = torch.from_numpy(np.concatenate(items, axis=0)).to(self.device)
-    self.audio_data = self._to_3d(augmented)
+    level = level if level is not None and 0.0 <= level <= 1.0 else DEFAULT_COMPRESSION_LEVEL
+    rows = self._to_2d().detach().cpu().numpy()
+    coded = np.stack([codec_round_trip(row, self.sample_rate, CODEC_NAMES[name], level) for row in rows])
+    self.audio_data = self._to_3d(torch.from_numpy(coded)).to(self.device)
     return self
 
 

@@ -240,6 +240,27 @@ def _torchaudio_functional():
     return torchaudio.functional
 
 
+@functools.lru_cache(maxsize=64)
+def _resampler(
+    orig_sr: int, new_sr: int, quality: str, device: torch.device, dtype: torch.dtype
+) -> torch.nn.Module:
+    """A torchaudio ``Resample`` module per rate pair, device and dtype: it computes its sinc kernel once,
+    which for rate pairs with a small common divisor (22.05 -> 16 kHz) costs ten times the resampling."""
+    _torchaudio_functional()  # the compatibility patch must run before torchaudio.transforms loads
+    import torchaudio.transforms
+
+    width, rolloff, method, beta = RESAMPLE_QUALITY[quality]
+    module = torchaudio.transforms.Resample(
+        int(orig_sr),
+        int(new_sr),
+        lowpass_filter_width=width,
+        rolloff=rolloff,
+        resampling_method=method,
+        beta=beta if method == "sinc_interp_kaiser" else None,
+    )
+    return module.to(device=device, dtype=dtype)
+
+
 def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, quality: str = "default") -> torch.Tensor:
     """Band-limited sinc resampling with torchaudio.
 
@@ -259,16 +280,8 @@ def resample(wav: torch.Tensor, orig_sr: int, new_sr: int, quality: str = "defau
         return wav
     if quality not in RESAMPLE_QUALITY:
         raise ValueError(f"unknown resample quality {quality!r}; use one of {', '.join(RESAMPLE_QUALITY)}")
-    width, rolloff, method, beta = RESAMPLE_QUALITY[quality]
-    return _torchaudio_functional().resample(
-        wav,
-        int(orig_sr),
-        int(new_sr),
-        lowpass_filter_width=width,
-        rolloff=rolloff,
-        resampling_method=method,
-        beta=beta if method == "sinc_interp_kaiser" else None,
-    )
+    dtype = wav.dtype if wav.is_floating_point() else torch.float32
+    return _resampler(int(orig_sr), int(new_sr), quality, wav.device, dtype)(wav.to(dtype))
 
 
 class AudioReader:

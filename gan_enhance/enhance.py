@@ -36,6 +36,9 @@ from gan_enhance.errors import AudioFileError
 RESAMPLE_QUALITY = "VHQ"
 # Subtypes that hold floats; others are clipped to [-1, 1] so out-of-range samples saturate, not wrap.
 _FLOAT_SUBTYPES = ("FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III")
+# Default sequences per forward pass (see Enhancer's batch_size).
+CPU_BATCH = 1
+GPU_BATCH = 8
 # An MP3 header's frame count is an estimate; a shortfall of up to two MPEG frames is not truncation.
 _MP3_FRAME_TOLERANCE = 2 * 1152
 
@@ -100,7 +103,8 @@ class Enhancer:
         Length of each chunk's core at the model's input rate. Longer chunks waste less compute on
         context; memory grows with ``chunk_seconds * batch_size``.
     batch_size : int
-        Sequences (chunk x channel) per forward pass.
+        Sequences (chunk x channel) per forward pass; 0 picks ``CPU_BATCH`` on CPU (convolutions are
+        already parallel over a long chunk there, so batching only adds memory) and ``GPU_BATCH`` on GPU.
     device : str
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
     keep_sample_rate : bool
@@ -113,16 +117,17 @@ class Enhancer:
         self,
         generator: nn.Module,
         chunk_seconds: float = 10.0,
-        batch_size: int = 4,
+        batch_size: int = 0,
         device: str = "cpu",
         keep_sample_rate: bool = False,
         progress: bool = False,
     ):
-        if chunk_seconds <= 0 or batch_size < 1:
+        if chunk_seconds <= 0 or batch_size < 0:
             raise ValueError(
-                f"chunk_seconds must be > 0 and batch_size >= 1, got {chunk_seconds}, {batch_size}"
+                f"chunk_seconds must be > 0 and batch_size >= 0, got {chunk_seconds}, {batch_size}"
             )
         self.device = torch.device(device)
+        batch_size = batch_size or (CPU_BATCH if self.device.type == "cpu" else GPU_BATCH)
         self.generator = generator.to(self.device).eval()
         self.in_sample_rate = int(generator.in_sample_rate)
         self.out_sample_rate = int(generator.out_sample_rate)

@@ -10,6 +10,7 @@ disagrees by more than ``tolerance`` is refused rather than written.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -182,19 +183,17 @@ def _serialise_without_onnx_package() -> Iterator[None]:
     descript-audiotools' pin (< 3.20) excludes; onnxruntime needs no ``onnx`` package to load the file.
     Acts only while the package is missing, and only inside this block.
     """
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
-
-        original = onnx_proto_utils._add_onnxscript_fn
-        onnx_proto_utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
-        try:
-            yield
-        finally:
-            onnx_proto_utils._add_onnxscript_fn = original
-    else:
+    if importlib.util.find_spec("onnx") is not None:
         yield
+        return
+    from torch.onnx._internal.torchscript_exporter import onnx_proto_utils
+
+    original = onnx_proto_utils._add_onnxscript_fn
+    onnx_proto_utils._add_onnxscript_fn = lambda model_bytes, custom_opsets: model_bytes
+    try:
+        yield
+    finally:
+        onnx_proto_utils._add_onnxscript_fn = original
 
 
 @contextlib.contextmanager

@@ -150,3 +150,9 @@ def test_compare_command_prints_and_writes_the_table(two_systems, tmp_path, caps
     assert si_sdr_line.rstrip(" |").endswith("mine")
     assert (tmp_path / "cmp" / "comparison.md").read_text(encoding="utf-8") == printed.rstrip("\n") + "\n"
     assert "p_wilcoxon" in (tmp_path / "cmp" / "comparison.csv").read_text(encoding="utf-8")
+
+
+def test_a_metric_missing_from_a_table_is_named(two_systems):
+    baseline, better = two_systems
+    with pytest.raises(DataError, match="pesq_wb not in the table of 'baseline'"):
+        compare.compare_systems({"baseline": baseline, "ours": better}, metrics=["si_sdr", "pesq_wb"])

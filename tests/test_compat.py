@@ -68,10 +68,12 @@ def test_apply_codec_keeps_length_and_changes_signal(preset):
 
 
 def test_opus_at_a_rate_libopus_lacks():
-    x = sine(440.0, sr=44100)[None].numpy()
-    y = _compat.codec_round_trip(x, 44100, "OGG", "OPUS")
+    from gan_enhance.codecs import codec_round_trip
+
+    x = sine(440.0, sr=44100).numpy()
+    y = codec_round_trip(x, 44100, "opus", 0.5)
     assert y.shape == x.shape
-    assert dominant_frequency(y[0], 44100) == pytest.approx(440.0, abs=3)
+    assert dominant_frequency(y, 44100) == pytest.approx(440.0, abs=3)
 
 
 def test_pitch_shift_an_octave_doubles_frequency():

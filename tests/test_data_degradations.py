@@ -218,3 +218,24 @@ def test_settings_are_checked():
         "name": "Gain",
         "kwargs": {"gain_db": [1.0, 2.0], "prob": 1.0},
     }
+
+
+@pytest.mark.slow
+def test_audiotools_transforms_work_as_seeded_steps(speech):
+    from gan_enhance.data import Audiotools
+
+    quantize = Audiotools("MuLawQuantization", '{"channels": ["const", 16]}')
+    quantized = quantize(speech, SR, np.random.RandomState(0))
+    assert quantized.shape == speech.shape and 0.0 < snr_db(speech, quantized) < 30.0
+    assert len(np.unique(np.round(quantized, 5))) <= 16
+    low_pass = Audiotools("LowPass", '{"cutoff": ["const", 2000]}')
+    filtered = low_pass(speech, SR, np.random.RandomState(0))
+    assert band_energy_db(speech, 3000, SR / 2) - band_energy_db(filtered, 3000, SR / 2) > 20.0
+    chain = Compose([Audiotools("FrequencyNoise"), Gain()])
+    assert np.array_equal(
+        chain(speech, SR, np.random.RandomState(4)), chain(speech, SR, np.random.RandomState(4))
+    )
+    with pytest.raises(ConfigError, match="self-contained"):
+        Audiotools("BackgroundNoise")
+    with pytest.raises(ConfigError, match="JSON"):
+        Audiotools("LowPass", "{cutoff")

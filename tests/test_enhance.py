@@ -93,6 +93,8 @@ def test_channels_are_enhanced_independently_and_lengths_follow_the_rates():
     assert rate == 22050 and back.shape == (3, 11025)
     odd, rate = enhancer.enhance_waveform(torch.randn(1, 1001), 44100)
     assert odd.shape == (1, resampled_length(1001, 44100, 16000)) == (1, 364)
+    single, _ = enhancer.enhance_waveform(torch.randn(2, 1), RATE)
+    assert single.shape == (2, 2)
 
 
 def test_resampled_input_reaches_the_model_band_limited():
@@ -125,9 +127,9 @@ def test_streaming_yields_output_before_the_input_is_exhausted():
             yield torch.randn(1, 400)
 
     stream = enhancer._pipeline(blocks(), 50 * 400, RATE, 1)
-    next(stream)
+    first = next(stream)
     assert len(consumed) < 5  # memory is bounded by a few blocks, not by the file length
-    assert sum(block.shape[-1] for block in stream) + 0 <= 50 * 400
+    assert first.shape[-1] + sum(block.shape[-1] for block in stream) == 50 * 400
 
 
 def _write(path, wav: np.ndarray, rate: int, subtype: str = "FLOAT"):
@@ -175,11 +177,11 @@ def test_cli_enhances_files_and_folders_and_reports_each_bad_file(tmp_path, caps
     assert code == 1
     assert len(errors) == 3 and "2 of 5 files failed" in errors[-1]
     assert any("broken.wav" in line for line in errors) and any("missing.wav" in line for line in errors)
-    assert soundfile.info(tmp_path / "out" / "set" / "a.wav").frames == 4000
-    b = soundfile.info(tmp_path / "out" / "set" / "sub" / "b.flac")
+    assert soundfile.info(tmp_path / "out" / "a.wav").frames == 4000
+    b = soundfile.info(tmp_path / "out" / "sub" / "b.flac")
     assert (b.frames, b.channels, b.samplerate, b.subtype) == (6000, 2, 16000, "PCM_24")
     assert soundfile.info(tmp_path / "out" / "single.wav").frames == 800
-    assert not os.path.exists(tmp_path / "out" / "set" / "sub" / "broken.wav")
+    assert not os.path.exists(tmp_path / "out" / "sub" / "broken.wav")
 
     code = cli(["enhance", str(tmp_path / "model"), str(tmp_path / "single.wav"), "--output",
                 str(tmp_path / "kept"), "--keep-sample-rate", "--extension", "flac"])  # fmt: skip
@@ -196,3 +198,29 @@ def test_gpu_enhancement_matches_cpu():
         wav, RATE
     )
     torch.testing.assert_close(on_gpu, on_cpu, atol=1e-4, rtol=0)
+
+
+def test_cli_never_overwrites_one_output_with_another_or_the_input(tmp_path, capsys):
+    save_bundle(tiny_generator("unet1d", RATE, RATE), tmp_path / "model")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for folder in ("a", "b"):
+        _write(tmp_path / folder / "x.wav", np.zeros((1, 800), np.float32), RATE)
+    model = str(tmp_path / "model")
+    assert (
+        cli(
+            [
+                "enhance",
+                model,
+                str(tmp_path / "a" / "x.wav"),
+                str(tmp_path / "b" / "x.wav"),
+                "-o",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 1
+    )
+    assert "already written" in capsys.readouterr().err
+    assert cli(["enhance", model, str(tmp_path / "a"), "-o", str(tmp_path / "a")]) == 1
+    assert "overwrite the input" in capsys.readouterr().err
+    assert soundfile.info(tmp_path / "a" / "x.wav").frames == 800

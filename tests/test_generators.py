@@ -151,6 +151,22 @@ def test_defaults_build_with_their_documented_sizes():
     assert 1.6e6 < sizes["hifipp"] < 1.8e6  # HiFi++'s published 1.71 M
 
 
+@pytest.mark.parametrize("name", ["unet1d", "dac", "spectral"])
+def test_residual_backbones_start_close_to_passing_the_input_through(name):
+    model = build_generator(name).eval()
+    x = 0.1 * torch.randn(1, 1, 4 * model.alignment)
+    with torch.no_grad():
+        correction = model(x) - x
+    assert correction.std() < 0.3 * x.std()
+
+
+def test_no_conv_bias_right_before_a_norm():
+    from gan_enhance.nn.convnext import ConvNeXtBlock1d
+
+    blocks = [m for name in TINY for m in tiny(name).modules() if isinstance(m, ConvNeXtBlock1d)]
+    assert blocks and all(block.depthwise.bias is None for block in blocks)
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_sample_rates_must_have_an_integer_ratio(name):
     with pytest.raises(ConfigError, match="integer multiple"):
@@ -171,3 +187,49 @@ def test_unet1d_checks_scale_vs_channels():
     with pytest.raises(ConfigError, match=r"channels\[1\] must be"):
         build_generator("unet1d", channels=[8, 24], blocks=[1, 1], factors=[4], scale_vs_channels=[2])
     build_generator("unet1d", channels=[8, 24], blocks=[1, 1], factors=[4], scale_vs_channels=[0])
+
+
+def noisy_tones(length: int, sample_rate: int, ratio: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(noisy input at sample_rate, clean target at ratio * sample_rate): three tones in white noise."""
+    t = torch.arange(length * ratio) / (sample_rate * ratio)
+    clean = sum(a * torch.sin(2 * torch.pi * f * t) for f, a in [(220, 0.3), (440, 0.2), (1250, 0.1)])[
+        None, None
+    ]
+    noise = 0.1 * torch.randn(1, 1, length, generator=torch.Generator().manual_seed(0))
+    return clean[..., ::ratio] + noise, clean
+
+
+# Adam learning rate and steps per backbone (a few CPU seconds each).
+OVERFIT = {"unet1d": (3e-3, 150), "dac": (1e-2, 200), "spectral": (5e-3, 100), "hifipp": (5e-3, 100)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_tiny_model_overfits_one_clip(name):
+    model = tiny(name)
+    x, y = noisy_tones(1024, 16000, model.ratio)
+    learning_rate, steps = OVERFIT[name]
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    losses = []
+    for _ in range(steps):
+        loss = (model(x) - y).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10
+
+
+@pytest.mark.slow
+def test_tiny_model_overfits_one_clip_at_three_times_the_rate():
+    model = tiny("unet1d", (16000, 48000))
+    x, y = noisy_tones(1024, 16000, model.ratio)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss = (model(x) - y).pow(2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10

@@ -89,3 +89,30 @@ def test_unloadable_weights_name_the_model(tmp_path):
 def test_too_short_input_is_a_clear_error(tiny_wavlm_dir):
     with pytest.raises(ValueError, match="at least 400 samples"):
         WavLMFeatureLoss(tiny_wavlm_dir)(torch.zeros(1, 1, 300), torch.zeros(1, 1, 300))
+
+
+def test_normalized_input_makes_the_feature_term_level_invariant(tmp_path):
+    from transformers import WavLMConfig, WavLMModel
+
+    # WavLM-Large's encoder layout (layer norm after biased convs) is not invariant to the input level; the
+    # tiny fixture's group-norm layout (WavLM-Base) already is, so it could not show the difference.
+    torch.manual_seed(0)
+    config = WavLMConfig(
+        feat_extract_norm="layer",
+        conv_bias=True,
+        do_stable_layer_norm=True,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=2,
+    )
+    WavLMModel(config).save_pretrained(tmp_path)
+    y, disturbance = signals(16000)
+    for normalize, invariant in ((True, True), (False, False)):
+        loss = WavLMFeatureLoss(str(tmp_path), normalize_input=normalize)
+        quiet = loss.terms(y + disturbance, 0.2 * y)[0]
+        loud = loss.terms(10 * (y + disturbance), 2 * y)[0]
+        assert torch.allclose(quiet, loud, rtol=1e-3) == invariant

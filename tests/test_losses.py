@@ -168,3 +168,16 @@ def test_gradients_flow_from_every_loss_to_the_generator(key):
     loss.backward()
     assert torch.isfinite(generator.weight.grad).all()
     assert generator.weight.grad.abs().sum() > 0
+
+
+def test_discriminator_loss_trains_every_sub_discriminator():
+    discriminator = build_discriminator(
+        ["mpd", "msstft"],
+        {"mpd": {"periods": [2, 3], "channels": [4, 8], "strides": [3, 1]}, "msstft": {"filters": 4}},
+        SAMPLE_RATE,
+        normalize_input=False,
+    )
+    y, y_hat = noise(), noise(seed=1)
+    AdversarialLoss().discriminator(discriminator(y), discriminator(y_hat.detach())).backward()
+    for name, parameter in discriminator.named_parameters():
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name

@@ -177,3 +177,25 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
     assert math.isfinite(expected[0])
+
+
+def test_best_tracker_follows_the_direction_and_counts_patience():
+    from gan_enhance.train.checkpoint import BestTracker
+
+    lower = BestTracker("mel/loss", "min", patience=2)
+    assert [lower.update({"mel/loss": v}, step) for step, v in enumerate([3.0, 2.0, 2.5, 2.1])] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert lower.should_stop and (lower.best, lower.best_step) == (2.0, 1)
+    higher = BestTracker("metric/pesq", "max", patience=0)
+    assert [higher.update({"metric/pesq": v}, step) for step, v in enumerate([1.5, 2.0, 1.9])] == [
+        True,
+        True,
+        False,
+    ]
+    assert not higher.should_stop
+    with pytest.raises(ConfigError, match="metric/stoi"):
+        BestTracker("metric/stoi", "max", 0).update({"mel/loss": 1.0}, 0)

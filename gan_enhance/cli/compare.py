@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from gan_enhance.cli._args import parser as make_parser
@@ -11,16 +12,14 @@ HELP = "paired comparison of score tables: mean difference, bootstrap CI, t-test
 
 
 def build_parser():
-    parser = make_parser("compare", __doc__)
+    parser = make_parser("compare", HELP)
     parser.add_argument(
         "tables",
         nargs="+",
         metavar="[NAME=]CSV",
         help="score tables; the first is the baseline every other one is compared with",
     )
-    parser.add_argument(
-        "--metrics", default="", help="comma-separated metrics (default: those all tables share)"
-    )
+    parser.add_argument("--metrics", default="", help="comma-separated metrics")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level for declaring a winner")
     parser.add_argument(
         "--test", choices=["wilcoxon", "ttest"], default="wilcoxon", help="test deciding the winner"
@@ -28,8 +27,12 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
     parser.add_argument(
-        "--out", default="", help="folder for comparison.md and comparison.csv (default: none)"
+        "--quality-module",
+        action="append",
+        default=[],
+        help="module registering quality plug-ins, so their columns' directions are known",
     )
+    parser.add_argument("--out", default="", help="folder for comparison.md and comparison.csv")
     return parser
 
 
@@ -47,6 +50,12 @@ def main(argv: list[str]) -> int:
 
     from gan_enhance.evaluate.compare import compare_systems, comparison_markdown
     from gan_enhance.evaluate.report import read_scores_csv
+
+    for module in args.quality_module:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ConfigError(f"cannot import quality plug-in module '{module}' ({error})") from None
 
     tables = {}
     for value in args.tables:

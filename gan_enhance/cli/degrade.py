@@ -22,6 +22,8 @@ def main(argv: list[str]) -> int:
     arguments.add_argument(
         "--rir", nargs="*", default=[], help="impulse-response folders (synthetic when none)"
     )
+    arguments.add_argument("--in-sample-rate", type=int, default=0, help="degraded rate (0: the task's)")
+    arguments.add_argument("--out-sample-rate", type=int, default=0, help="clean rate (0: the task's)")
     options = arguments.parse_args(argv)
 
     import os
@@ -35,8 +37,15 @@ def main(argv: list[str]) -> int:
     files = find_audio_files([options.clean])
     if not files:
         raise DataError(f"no audio files under {options.clean}; give a folder of clean recordings")
-    degrade = task_degrader(options.task, options.seed, options.noise, options.rir)
-    out_rate = PRESETS[options.task]["rates"][1]
+    degrade = task_degrader(
+        options.task,
+        options.seed,
+        options.noise,
+        options.rir,
+        options.in_sample_rate,
+        options.out_sample_rate,
+    )
+    out_rate = options.out_sample_rate or PRESETS[options.task]["rates"][1]
     for index, path in enumerate(files):
         name = relative_key(path, options.clean) + ".wav"
         wav, sample_rate = read_audio(path)

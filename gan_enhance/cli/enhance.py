@@ -19,40 +19,42 @@ def _arguments():
         "--output", "-o", required=True, help="folder for the enhanced files (tree mirrors inputs)"
     )
     p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk core length at the model's rate")
-    p.add_argument("--batch-size", type=int, default=4, help="chunks x channels per forward pass")
+    p.add_argument(
+        "--batch-size", type=int, default=0, help="chunks x channels per forward pass; 0: 1 on CPU, 8 on GPU"
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument(
         "--keep-sample-rate",
         action="store_true",
-        help="write at the input's rate (default: the model's output rate)",
+        help="write at the input's rate instead of the model's output rate",
     )
-    p.add_argument("--extension", default="", help="output format, e.g. wav or flac (default: the input's)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--extension", default="", help="output format, e.g. wav or flac; '' keeps the input's")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0 keeps torch's default")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
 def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tuple[str, str]]:
-    """``(input, output)`` pairs: a file maps to ``output/<name>``, a folder to ``output/<folder>/<path>``.
+    """``(input, output)`` pairs: a file maps to ``output/<name>``, a folder's files to ``output/<path in it>``.
+
+    A folder's tree is mirrored directly under ``output``, so enhanced files pair with clean and degraded
+    ones by relative path (how ``gan-enhance evaluate`` matches folders).
 
     Raises
     ------
     AudioFileError
-        If an input does not exist or a folder holds no audio.
+        If a folder holds no audio.
     """
     from gan_enhance.audio import AUDIO_EXTENSIONS
+    from gan_enhance.data.files import find_audio_files
 
     jobs = []
     for item in inputs:
         if os.path.isdir(item):
-            root = os.path.abspath(item)
-            found = []
-            for folder, _, names in os.walk(root):
-                found += [os.path.join(folder, n) for n in names if n.lower().endswith(AUDIO_EXTENSIONS)]
+            found = find_audio_files([item])
             if not found:
                 raise AudioFileError(f"folder '{item}' holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
-            base = os.path.join(output, os.path.basename(root))
-            jobs += [(path, os.path.join(base, os.path.relpath(path, root))) for path in sorted(found)]
+            jobs += [(path, os.path.join(output, os.path.relpath(path, item))) for path in found]
         else:
             # A missing or unreadable file is reported with the others, not here.
             jobs.append((item, os.path.join(output, os.path.basename(item))))

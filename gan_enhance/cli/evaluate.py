@@ -27,7 +27,7 @@ quality plug-ins: dnsmos:PATH/sig_bak_ovr.onnx[,personalized] | utmos:PATH/model
 def build_parser():
     from argparse import RawDescriptionHelpFormatter
 
-    parser = make_parser("evaluate", __doc__)
+    parser = make_parser("evaluate", HELP)
     parser.formatter_class = RawDescriptionHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument("--clean", required=True, help="folder of clean reference files")
@@ -49,9 +49,7 @@ def build_parser():
     parser.add_argument(
         "--rir-dir", action="append", default=[], help="impulse responses for --task (default synthetic)"
     )
-    parser.add_argument(
-        "--metrics", default="", help="comma-separated metric names (default: all intrusive ones)"
-    )
+    parser.add_argument("--metrics", default="", help="comma-separated metric names")
     parser.add_argument(
         "--quality", action="append", default=[], metavar="NAME:PATH", help="no-reference plug-in"
     )
@@ -63,6 +61,7 @@ def build_parser():
     parser.add_argument(
         "--cutoff-hz", type=float, default=0.0, help="input band limit (0: estimate per file)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="processes computing the metrics")
     parser.add_argument("--device", default="cpu", help="where models run")
     parser.add_argument("--chunk-seconds", type=float, default=0.0, help="model chunk length (0: default)")
     return parser
@@ -124,6 +123,7 @@ def main(argv: list[str]) -> int:
         spectrograms=args.spectrograms,
         save_audio=not args.no_save_audio,
         cutoff_hz=args.cutoff_hz,
+        jobs=args.jobs,
         progress=lambda key: print(f"scored {key}", file=sys.stderr),
     )
     print(runner.summary_text(tables))

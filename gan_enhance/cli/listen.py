@@ -12,7 +12,7 @@ HELP = "build a self-contained MUSHRA and A/B listening-test page (open index.ht
 
 
 def build_parser():
-    parser = make_parser("listen", __doc__)
+    parser = make_parser("listen", HELP)
     parser.add_argument("--reference", required=True, help="folder of clean reference files")
     parser.add_argument(
         "--system",
@@ -33,9 +33,7 @@ def build_parser():
     parser.add_argument(
         "--max-seconds", type=float, default=0.0, help="cut stimuli to this length (0: whole)"
     )
-    parser.add_argument(
-        "--ab", action="append", default=[], metavar="A:B", help="A/B pair (default: all pairs)"
-    )
+    parser.add_argument("--ab", action="append", default=[], metavar="A:B", help="A/B pair")
     parser.add_argument("--no-ab", action="store_true", help="MUSHRA only")
     parser.add_argument("--title", default="Listening test", help="page title")
     return parser

@@ -10,10 +10,10 @@ HELP = "aggregate listening-test answers (JSON/CSV): MUSHRA means with 95% CIs, 
 
 
 def build_parser():
-    parser = make_parser("listen-results", __doc__)
+    parser = make_parser("listen-results", HELP)
     parser.add_argument("answers", nargs="+", help="answer files, or folders holding them")
     parser.add_argument("--screen", action="store_true", help="BS.1534-3 post-screening of listeners")
-    parser.add_argument("--out", default="", help="folder for listening_results.md/.json (default: none)")
+    parser.add_argument("--out", default="", help="folder for listening_results.md/.json")
     return parser
 
 

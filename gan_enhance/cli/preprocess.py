@@ -36,7 +36,12 @@ def build_parser():
     )
     p.add_argument("--in-sample-rate", type=int, default=0, help="input rate (0: the task's)")
     p.add_argument("--out-sample-rate", type=int, default=0, help="target rate (0: the task's)")
-    p.add_argument("--min-duration", type=float, default=1.0, help="skip clean files shorter than this (s)")
+    p.add_argument(
+        "--min-duration",
+        type=float,
+        default=0.0,
+        help="skip clean files shorter than this (s); 0: the segment length",
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pairs")
     p.add_argument("--items-per-shard", type=int, default=1000)
     p.add_argument("--dtype", choices=("int16", "float16", "float32"), default="int16")
@@ -59,10 +64,12 @@ def main(argv: list[str]) -> int:
     if not isinstance(settings, dict):
         raise ConfigError("--settings must be a JSON object keyed by degradation class name")
     task = build_task(args.task, args.noise, args.rir, settings, args.in_sample_rate, args.out_sample_rate)
-    source = CleanSource(args.clean, args.weights, min_duration=args.min_duration)
     # Whole samples at both rates: round the segment to the grid of the input rate.
     step = task.out_sample_rate // math.gcd(task.in_sample_rate, task.out_sample_rate)
     segment = max(step, round(args.segment_seconds * task.out_sample_rate / step) * step)
+    # Files shorter than a segment would give zero-padded pairs; skip them unless asked otherwise.
+    min_duration = args.min_duration or segment / task.out_sample_rate
+    source = CleanSource(args.clean, args.weights, min_duration=min_duration)
     dataset = DegradedDataset(
         source, task.degradation, task.in_sample_rate, task.out_sample_rate, segment, args.items, args.seed
     )

@@ -4,6 +4,7 @@ Items are ``{"x": (1, T_in), "y": (1, T_out), "index": int}``: ``x`` the degrade
 rate, ``y`` the clean target at the output rate (see docs/internal_api.md).
 """
 
+from gan_enhance.data.audiotools_adapter import Audiotools
 from gan_enhance.data.codecs import Codec, PitchShift
 from gan_enhance.data.datasets import DegradedDataset, PairedDataset, item_state
 from gan_enhance.data.loader import ResumableLoader, build_dataloader
@@ -20,6 +21,7 @@ __all__ = [
     "PRESETS",
     "TASK_NAMES",
     "AddNoise",
+    "Audiotools",
     "BandLimit",
     "Choose",
     "CleanSource",

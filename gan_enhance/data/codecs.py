@@ -1,86 +1,21 @@
-"""Lossy codecs (MP3, Ogg/Vorbis, Opus, in memory through soundfile) and the pitch-shift round trip."""
+"""The ``Codec`` degradation (random codec and bitrate; see :mod:`gan_enhance.codecs`) and the pitch-shift round trip."""
 
 from __future__ import annotations
 
-import io
-from fractions import Fraction
-
 import numpy as np
 import scipy.signal
-import soundfile
 
+from gan_enhance.codecs import (
+    CODECS,
+    MP3_KBPS_RANGE,
+    MP3_RATES,
+    OPUS_KBPS_RANGE,
+    OPUS_RATES,
+    codec_round_trip,
+    fit_length,
+)
 from gan_enhance.data.transforms import DEGRADATIONS, Degradation, Params, check_range, log_uniform, uniform
 from gan_enhance.errors import ConfigError
-
-# Sample rates each encoder accepts (MPEG-1/2/2.5 layer III; Opus).
-MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-# libsndfile maps its compression level linearly onto these bitrate ranges (kbps): MPEG-1 layer III for
-# rates >= 32 kHz, MPEG-2 below; Opus over its whole range.
-MP3_KBPS_RANGE = {"mpeg1": (32.0, 320.0), "mpeg2": (8.0, 160.0)}
-OPUS_KBPS_RANGE = (6.0, 256.0)
-# libsndfile rejects a compression level of exactly 1.0 for MP3.
-MAX_COMPRESSION_LEVEL = 0.99
-CODECS = ("mp3", "vorbis", "opus")
-# Largest codec delay searched beyond the decoded surplus (samples); Opus' internal resampling shifts a
-# few samples.
-ALIGN_MAX_LAG = 64
-
-
-def _resample_poly(wav: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    if orig_sr == new_sr:
-        return wav
-    ratio = Fraction(new_sr, orig_sr)
-    return scipy.signal.resample_poly(wav, ratio.numerator, ratio.denominator)
-
-
-def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:
-    return wav[:length] if wav.size >= length else np.pad(wav, (0, length - wav.size))
-
-
-def align_to(reference: np.ndarray, decoded: np.ndarray, max_lag: int = ALIGN_MAX_LAG) -> np.ndarray:
-    """``decoded`` shifted onto ``reference`` (delay found by cross-correlation) and cut to its length.
-
-    Decoders that honour the gapless-playback header return the input's length with no delay; when an
-    encoder adds delay and padding instead (MP3 at low rates), or resamples internally (Opus), the
-    decoded stream is late by the surplus or by a few samples. Searched lags: ``-max_lag`` to
-    ``surplus + max_lag``.
-    """
-    surplus = max(decoded.size - reference.size, 0)
-    correlation = scipy.signal.correlate(decoded, reference, mode="full", method="fft")
-    zero = reference.size - 1  # index of lag 0
-    low, high = max(zero - max_lag, 0), min(zero + surplus + max_lag, correlation.size - 1)
-    delay = int(np.argmax(correlation[low : high + 1])) + low - zero
-    if delay >= 0:
-        shifted = decoded[delay:]
-    else:
-        shifted = np.concatenate([np.zeros(-delay, dtype=decoded.dtype), decoded])
-    return _fit_length(shifted, reference.size)
-
-
-def encode_decode(wav: np.ndarray, sample_rate: int, codec: str, compression_level: float) -> np.ndarray:
-    """Encode ``wav`` (T,) with ``codec`` in memory and decode it back (same rate, same length)."""
-    container, subtype = {
-        "mp3": ("MP3", "MPEG_LAYER_III"),
-        "vorbis": ("OGG", "VORBIS"),
-        "opus": ("OGG", "OPUS"),
-    }[codec]
-    buffer = io.BytesIO()
-    extra = {"bitrate_mode": "CONSTANT"} if codec == "mp3" else {}
-    soundfile.write(
-        buffer,
-        np.clip(wav, -1.0, 1.0).astype(np.float32),
-        sample_rate,
-        format=container,
-        subtype=subtype,
-        compression_level=min(max(compression_level, 0.0), MAX_COMPRESSION_LEVEL),
-        **extra,
-    )
-    buffer.seek(0)
-    decoded, _ = soundfile.read(buffer, dtype="float32")
-    if decoded.ndim > 1:
-        decoded = decoded[:, 0]
-    return align_to(wav.astype(np.float32), decoded)
 
 
 @DEGRADATIONS.register("Codec")
@@ -151,9 +86,7 @@ class Codec(Degradation):
     def transform(self, wav: np.ndarray, sample_rate: int, params: Params) -> np.ndarray:
         codec = params["codec"]
         rate, level = self.encoding_setup(codec, sample_rate, params)
-        coded = _resample_poly(wav.astype(np.float64), sample_rate, rate).astype(np.float32)
-        coded = encode_decode(coded, rate, codec, level)
-        return _fit_length(_resample_poly(coded.astype(np.float64), rate, sample_rate), wav.size)
+        return codec_round_trip(wav, sample_rate, codec, level, encode_rate=rate)
 
 
 @DEGRADATIONS.register("PitchShift")
@@ -213,7 +146,7 @@ class PitchShift(Degradation):
             work = librosa.effects.pitch_shift(
                 work, sr=rate, n_steps=steps, n_fft=self.n_fft, res_type="soxr_hq"
             )
-        back = _fit_length(scipy.signal.resample_poly(work.astype(np.float64), 1, self.oversample), wav.size)
+        back = fit_length(scipy.signal.resample_poly(work.astype(np.float64), 1, self.oversample), wav.size)
         # The phase vocoder loses a few dB where it smears phases; the artifact to learn is the smearing,
         # not a level change, so the item's level is restored.
         power = np.mean(back**2)

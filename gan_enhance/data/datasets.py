@@ -25,6 +25,7 @@ from gan_enhance.audio import audio_info, read_audio, resample
 from gan_enhance.data.files import find_audio_files, relative_key
 from gan_enhance.data.sources import CleanSource, report_skipped
 from gan_enhance.data.transforms import Degradation
+from gan_enhance.data.transforms import warm_up as warm_up_degradation
 from gan_enhance.errors import AudioFileError, DataError
 
 logger = logging.getLogger(__name__)
@@ -83,6 +84,9 @@ class DegradedDataset(Dataset):
         Items per epoch.
     seed : int
         Item ``i`` is a function of ``(seed, i)`` only.
+    warm_up : bool
+        Run every degradation once now, in this process, so forked DataLoader workers inherit the slow
+        first-call work (imports, compilation, file caches) instead of each paying it.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class DegradedDataset(Dataset):
         segment_samples: int,
         length: int,
         seed: int = 0,
+        warm_up: bool = True,
     ):
         self.source = source
         self.degradation = degradation
@@ -104,6 +109,10 @@ class DegradedDataset(Dataset):
             raise DataError(f"dataset length must be positive, got {length}")
         self.length = length
         self.seed = seed
+        if warm_up:
+            warm_up_degradation(degradation, out_sample_rate)
+            if in_sample_rate != out_sample_rate:
+                resample(torch.zeros(1, out_sample_rate // 10), out_sample_rate, in_sample_rate)
 
     def __len__(self) -> int:
         return self.length

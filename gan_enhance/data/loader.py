@@ -115,6 +115,11 @@ class ResumableLoader:
             yield batch
         self.epoch, self.batches = self.epoch + 1, 0
 
+    def forever(self) -> Iterator:
+        """Batches across epochs without end (what a step-counted training loop wants)."""
+        while True:
+            yield from self
+
     def state_dict(self) -> dict:
         """Plain data: the position to resume from."""
         return {

@@ -41,15 +41,35 @@ def _decode(stored: np.ndarray) -> np.ndarray:
     return stored.astype(np.float32)
 
 
-def _save_atomic(path: str, array: np.ndarray) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(path))
-    os.close(handle)
-    try:
-        np.save(temporary, array)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+class _ShardWriter:
+    """Fills one shard's two arrays row by row in memory-mapped temporary files (constant memory
+    whatever the shard size), then renames them into place."""
+
+    def __init__(self, folder: str, name: str, count: int, dataset: Dataset, dtype: str):
+        self.name, self.count, self.rows = name, count, 0
+        self.targets = [os.path.join(folder, f"{name}-{part}.npy") for part in ("x", "y")]
+        self.temporaries = [f"{target}.tmp-{os.getpid()}.npy" for target in self.targets]
+        shapes = [(count, int(dataset.in_length)), (count, int(dataset.out_length))]
+        self.arrays = [
+            np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+            for path, shape in zip(self.temporaries, shapes, strict=True)
+        ]
+
+    @property
+    def full(self) -> bool:
+        return self.rows == self.count
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.arrays[0][self.rows], self.arrays[1][self.rows] = x, y
+        self.rows += 1
+
+    def close(self) -> dict:
+        for array, temporary, target in zip(self.arrays, self.temporaries, self.targets, strict=True):
+            array.flush()
+            del array
+            os.replace(temporary, target)
+        self.arrays = []
+        return {"name": self.name, "items": self.count}
 
 
 def write_shards(
@@ -97,29 +117,26 @@ def write_shards(
         num_workers=num_workers,
         worker_init_fn=_single_thread_worker if num_workers else None,
     )
-    shards, xs, ys, started = [], [], [], time.time()
-
-    def flush() -> None:
-        name = f"shard-{len(shards):05d}"
-        _save_atomic(os.path.join(folder, f"{name}-x.npy"), np.stack(xs))
-        _save_atomic(os.path.join(folder, f"{name}-y.npy"), np.stack(ys))
-        shards.append({"name": name, "items": len(xs)})
-        xs.clear()
-        ys.clear()
-        if progress:
-            done = sum(s["items"] for s in shards)
-            print(
-                f"  {name}: {done}/{num_items} items, {done / (time.time() - started):.1f} items/s",
-                flush=True,
-            )
-
-    for item in loader:
-        xs.append(_encode(item["x"][0].numpy(), dtype))
-        ys.append(_encode(item["y"][0].numpy(), dtype))
-        if len(xs) == items_per_shard:
-            flush()
-    if xs:
-        flush()
+    # A stale index would describe shards this run is about to overwrite: remove it first, so the folder
+    # only counts as complete again once the new index is written.
+    stale = os.path.join(folder, INDEX_NAME)
+    if os.path.exists(stale):
+        os.remove(stale)
+    shards: list[dict] = []
+    started = time.time()
+    writer = None
+    for position, item in enumerate(loader):
+        if writer is None:
+            count = min(items_per_shard, num_items - position)
+            writer = _ShardWriter(folder, f"shard-{len(shards):05d}", count, dataset, dtype)
+        writer.add(_encode(item["x"][0].numpy(), dtype), _encode(item["y"][0].numpy(), dtype))
+        if writer.full:
+            shards.append(writer.close())
+            writer = None
+            if progress:
+                done = sum(shard["items"] for shard in shards)
+                rate = done / (time.time() - started)
+                print(f"  {shards[-1]['name']}: {done}/{num_items} items, {rate:.1f} items/s", flush=True)
     index = {
         "format": FORMAT,
         "version": VERSION,

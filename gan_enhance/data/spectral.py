@@ -25,11 +25,12 @@ FILTER_TYPES = (*IIR_TYPES, "fir", "resample")
 RESAMPLE_RATE_STEP = 100
 # cheby2 below this order loses much of its passband when its stopband starts at the cutoff.
 CHEBY2_MIN_ORDER = 4
-# Design-frequency search for gentle IIR filters: lowest design frequency (fraction of the cutoff),
-# bisection steps, and frequencies checked between the cutoff and Nyquist.
-MIN_DESIGN_RATIO = 0.05
-DESIGN_BISECTIONS = 12
-STOPBAND_GRID = 64
+# Search of the stopband ratio of gentle IIR prototypes: largest ratio searched, bisection steps, and
+# the stopband checked on a log grid of STOPBAND_GRID points spanning STOPBAND_SPAN x the ratio.
+MAX_STOPBAND_RATIO = 100.0
+DESIGN_BISECTIONS = 24
+STOPBAND_GRID = 128
+STOPBAND_SPAN = 1000.0
 # IIR designs are cached on this cutoff grid (Hz).
 IIR_CUTOFF_STEP = 25
 
@@ -144,12 +145,20 @@ class BandLimit(Degradation):
 
 
 def _iir_design(
-    kind: str, order: int, frequency: float, sample_rate: int, ripple_db: float, stopband_db: float
+    kind: str,
+    order: int,
+    frequency: float,
+    sample_rate: int,
+    ripple_db: float,
+    stopband_db: float,
+    analog: bool = False,
 ):
+    fs = None if analog else sample_rate
+    output = "zpk" if analog else "sos"
     if kind == "bessel":
-        return scipy.signal.bessel(order, frequency, norm="mag", output="sos", fs=sample_rate)
+        return scipy.signal.bessel(order, frequency, norm="mag", output=output, analog=analog, fs=fs)
     if kind == "cheby2":  # its design frequency is where the stopband begins
-        return scipy.signal.cheby2(order, stopband_db, frequency, output="sos", fs=sample_rate)
+        return scipy.signal.cheby2(order, stopband_db, frequency, output=output, analog=analog, fs=fs)
     return scipy.signal.iirfilter(
         order,
         frequency,
@@ -157,9 +166,33 @@ def _iir_design(
         rs=stopband_db,
         btype="lowpass",
         ftype=kind,
-        output="sos",
-        fs=sample_rate,
+        output=output,
+        analog=analog,
+        fs=fs,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def stopband_ratio(kind: str, order: int, ripple_db: float, stopband_db: float) -> float:
+    """How far above its design frequency an analog prototype is ``stopband_db`` down when run twice.
+
+    The digital filter is the bilinear transform of the analog one with the design frequency pre-warped,
+    so the same ratio holds between pre-warped digital frequencies, for any cutoff and rate: one search
+    per (kind, order) instead of one per cutoff.
+    """
+    if kind == "cheby2":
+        return 1.0
+    low, high = 1.0, MAX_STOPBAND_RATIO
+    z, p, k = _iir_design(kind, order, 1.0, 0, ripple_db, stopband_db, analog=True)
+    for _ in range(DESIGN_BISECTIONS):
+        middle = np.sqrt(low * high)
+        _, response = scipy.signal.freqs_zpk(
+            z, p, k, middle * np.geomspace(1.0, STOPBAND_SPAN, STOPBAND_GRID)
+        )
+        # Forward and backward filtering squares the magnitude: 20*log10(|H|^2) = 40*log10(|H|).
+        worst_db = 40.0 * np.log10(np.max(np.abs(response)) + 1e-30)
+        low, high = (low, middle) if worst_db <= -stopband_db else (middle, high)
+    return high
 
 
 @functools.lru_cache(maxsize=4096)
@@ -170,21 +203,14 @@ def zero_phase_lowpass(
     down from ``cutoff`` upwards.
 
     Gentle designs (butter, bessel, low orders) would leave much of the band above their design
-    frequency, so the design frequency is lowered (bisection) until the two-pass response meets the
-    stopband at the cutoff: the filter type then shapes the roll-off below the cutoff.
+    frequency, so their design frequency is lowered until the two-pass response meets the stopband at the
+    cutoff: the filter type then shapes the roll-off below the cutoff.
     """
     if kind == "cheby2":
         return _iir_design(kind, max(order, CHEBY2_MIN_ORDER), cutoff, sample_rate, ripple_db, stopband_db)
-    stop = np.linspace(cutoff, sample_rate / 2, STOPBAND_GRID)
-    low, high = cutoff * MIN_DESIGN_RATIO, cutoff
-    for _ in range(DESIGN_BISECTIONS):
-        middle = np.sqrt(low * high)
-        sos = _iir_design(kind, order, middle, sample_rate, ripple_db, stopband_db)
-        _, response = scipy.signal.sosfreqz(sos, stop, fs=sample_rate)
-        # Forward and backward filtering squares the magnitude: 20*log10(|H|^2) = 40*log10(|H|).
-        worst_db = 40.0 * np.log10(np.max(np.abs(response)) + 1e-30)
-        low, high = (middle, high) if worst_db <= -stopband_db else (low, middle)
-    return _iir_design(kind, order, low, sample_rate, ripple_db, stopband_db)
+    warped = np.tan(np.pi * cutoff / sample_rate) / stopband_ratio(kind, order, ripple_db, stopband_db)
+    design = float(np.arctan(warped) * sample_rate / np.pi)
+    return _iir_design(kind, order, design, sample_rate, ripple_db, stopband_db)
 
 
 def _fit_length(wav: np.ndarray, length: int) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gan_enhance.data import codecs, noise_reverb, spectral  # noqa: F401  (register the degradations)
+from gan_enhance.data import audiotools_adapter, codecs, noise_reverb, spectral  # noqa: F401  (register them)
 from gan_enhance.data.transforms import DEGRADATIONS, Compose, build_degradation
 from gan_enhance.errors import ConfigError
 

@@ -153,3 +153,26 @@ def build_degradation(name: str, **kwargs: Any) -> Degradation:
         return DEGRADATIONS.build(name, **kwargs)
     except (KeyError, TypeError) as error:
         raise ConfigError(str(error).strip('"')) from None
+
+
+def _activate(params: Params) -> None:
+    params["active"] = True
+    for step in params.get("steps", []):
+        _activate(step)
+    if "step" in params:
+        _activate(params["step"])
+
+
+def warm_up(degradation: Degradation, sample_rate: int, seconds: float = 0.5) -> None:
+    """Run every step of ``degradation`` once on a short synthetic signal.
+
+    The first call of some steps is slow (librosa's import and numba compilation for the pitch shift,
+    reading noise and impulse-response files into their caches); doing it once in the main process
+    before DataLoader workers fork lets every worker inherit the result instead of paying it again.
+    """
+    from gan_enhance.data.synthetic import synthesize_speech
+
+    wav = synthesize_speech(seconds, sample_rate, seed=0)
+    params = degradation.instantiate(np.random.RandomState(0), sample_rate)
+    _activate(params)
+    degradation.apply(wav, sample_rate, params)

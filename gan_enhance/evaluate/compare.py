@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from gan_enhance.errors import DataError
+
+# quality registers the built-in no-reference columns (dnsmos_*, utmos) and their directions.
+from gan_enhance.evaluate import quality  # noqa: F401
 from gan_enhance.evaluate.metrics import HIGHER, METRICS, ZERO
 from gan_enhance.evaluate.report import fmt, markdown_table, metric_columns
 
@@ -160,6 +163,13 @@ def compare_pair(
         )
     sys_by_file = {row["file"]: row for row in system_rows}
     names = metrics or [n for n in metric_columns(baseline_rows) if n in metric_columns(system_rows)]
+    for label, rows in ((baseline, baseline_rows), (system, system_rows)):
+        missing = [name for name in names if name not in metric_columns(rows)]
+        if missing:
+            raise DataError(
+                f"metric(s) {', '.join(missing)} not in the table of '{label}'; it has: "
+                f"{', '.join(metric_columns(rows))}"
+            )
     results = []
     for name in names:
         a = np.array([base_by_file[f].get(name, math.nan) for f in common], dtype=np.float64)

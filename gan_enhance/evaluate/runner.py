@@ -14,9 +14,13 @@ when degrading on the fly), ready for ``gan-enhance listen``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -29,6 +33,11 @@ from gan_enhance.evaluate.spectral import estimate_cutoff
 from gan_enhance.evaluate.systems import System
 
 SUMMARY_FILE = "summary.md"
+# Outputs whose length differs from the clean file's by more than this fraction get a warning.
+LENGTH_TOLERANCE = 0.01
+logger = logging.getLogger(__name__)
+# Scored outputs queued per metric process before the loop waits (bounds the audio held in memory).
+_PENDING_PER_JOB = 4
 # Files are written as 16-bit WAV for listening; scoring uses the float signals in memory.
 AUDIO_SUBTYPE = "PCM_16"
 
@@ -111,6 +120,16 @@ def _align(estimate: torch.Tensor, rate: int, item: Item) -> torch.Tensor:
                 f"'{item.key}': the output has {estimate.shape[0]} channels but the clean file has "
                 f"{item.clean.shape[0]}"
             )
+    mismatch = abs(estimate.shape[-1] - item.clean.shape[-1]) / item.clean.shape[-1]
+    if mismatch > LENGTH_TOLERANCE:
+        logger.warning(
+            "'%s': the output is %d samples long but the clean file %d (at %d Hz); scoring the common "
+            "part. Is the output's sample rate right?",
+            item.key,
+            estimate.shape[-1],
+            item.clean.shape[-1],
+            item.clean_rate,
+        )
     return estimate
 
 
@@ -132,6 +151,7 @@ def evaluate_items(
     save_audio: bool = True,
     cutoff_hz: float = 0.0,
     progress: Callable[[str], None] | None = None,
+    jobs: int = 1,
 ) -> dict[str, list[dict]]:
     """Score every item with every system (and every enhanced folder) and write the reports.
 
@@ -153,6 +173,11 @@ def evaluate_items(
         Write each system's output (and on-the-fly degraded inputs) under ``out_dir/audio``.
     cutoff_hz : float
         The input's band limit for ``lsd_low``/``lsd_high``; 0 estimates it from each degraded input.
+    progress : callable, optional
+        Called with each item's key once its systems have run.
+    jobs : int
+        Processes computing the metrics (systems and quality models run in this process, so a model
+        on a GPU is loaded once). 1 computes them here.
 
     Returns
     -------
@@ -160,47 +185,104 @@ def evaluate_items(
         System name -> its rows, as written to ``<system>.csv``.
     """
     tables: dict[str, list[dict]] = {}
-    audio_dir = os.path.join(out_dir, "audio")
-    for count, item in enumerate(items):
-        cutoff = cutoff_hz or input_cutoff(item)
-        outputs: dict[str, tuple[torch.Tensor, int]] = {}
-        for system in systems:
-            if item.degraded is None:
-                raise DataError(f"system '{system.name}' needs a degraded input for '{item.key}'")
-            outputs[system.name] = system(item.degraded, item.degraded_rate)
-        for name, path in item.enhanced_paths.items():
-            outputs[name] = read_audio(path)
-        for name, (wav, rate) in outputs.items():
-            estimate = _align(wav, rate, item)
-            row = {"file": item.key, "system": name, "duration_s": item.clean.shape[-1] / item.clean_rate}
-            row.update({"sample_rate": float(item.clean_rate), "cutoff_hz": cutoff})
-            row.update(compute_metrics(estimate, item.clean, item.clean_rate, metrics, cutoff))
-            for model in quality_models or []:
-                row.update(model.score(wav, rate))
-            tables.setdefault(name, []).append(row)
-            if save_audio and name not in item.enhanced_paths:
-                write_audio(os.path.join(audio_dir, name, f"{item.key}.wav"), wav, rate, AUDIO_SUBTYPE)
-        if save_audio and systems and item.degraded is not None:
-            write_audio(
-                os.path.join(audio_dir, "degraded", f"{item.key}.wav"),
-                item.degraded,
-                item.degraded_rate,
-                AUDIO_SUBTYPE,
-            )
-        if count < spectrograms:
-            panels = [("degraded", item.degraded, item.degraded_rate)] if item.degraded is not None else []
-            panels += [(name, wav, rate) for name, (wav, rate) in outputs.items()]
-            panels.append(("clean", item.clean, item.clean_rate))
-            figure = os.path.join(out_dir, "spectrograms", f"{item.key}.png")
-            report.spectrogram_figure(
-                figure, [(n, w.mean(dim=0).numpy(), r) for n, w, r in panels], title=item.key
-            )
-        if progress is not None:
-            progress(item.key)
+    settings = _Settings(out_dir, metrics, quality_models or [], save_audio, cutoff_hz)
+    with _metric_pool(jobs) as pool:
+        # (row, metrics future, quality scores), resolved in submission order so rows keep file order.
+        pending: list[tuple[dict, Future, dict]] = []
+        for count, item in enumerate(items):
+            _run_item(item, count < spectrograms, systems, settings, pool, pending)
+            while len(pending) > _PENDING_PER_JOB * max(jobs, 1):
+                _resolve(pending.pop(0), tables)
+            if progress is not None:
+                progress(item.key)
+        for entry in pending:
+            _resolve(entry, tables)
     if not tables:
         raise DataError("nothing was scored: give enhanced folders or systems to run")
     write_reports(tables, out_dir)
     return tables
+
+
+def _resolve(entry: tuple[dict, Future, dict], tables: dict[str, list[dict]]) -> None:
+    row, scores, quality = entry
+    row.update(scores.result())
+    row.update(quality)
+    tables.setdefault(row["system"], []).append(row)
+
+
+@dataclass
+class _Settings:
+    """What :func:`evaluate_items` was asked for, handed to the per-item step."""
+
+    out_dir: str
+    metrics: list[str]
+    quality_models: list
+    save_audio: bool
+    cutoff_hz: float
+
+    @property
+    def audio_dir(self) -> str:
+        return os.path.join(self.out_dir, "audio")
+
+
+def _run_item(
+    item: Item, figure: bool, systems: list[System], settings: _Settings, pool, pending: list
+) -> None:
+    """Run the systems on one item, queue its scoring (onto ``pending``), write its audio and figure."""
+    cutoff = settings.cutoff_hz or input_cutoff(item)
+    outputs: dict[str, tuple[torch.Tensor, int]] = {}
+    for system in systems:
+        if item.degraded is None:
+            raise DataError(f"system '{system.name}' needs a degraded input for '{item.key}'")
+        outputs[system.name] = system(item.degraded, item.degraded_rate)
+    for name, path in item.enhanced_paths.items():
+        outputs[name] = read_audio(path)
+    for name, (wav, rate) in outputs.items():
+        estimate = _align(wav, rate, item)
+        row = {"file": item.key, "system": name, "duration_s": item.clean.shape[-1] / item.clean_rate}
+        row.update({"sample_rate": float(item.clean_rate), "cutoff_hz": cutoff})
+        scores = pool.submit(
+            compute_metrics, estimate.numpy(), item.clean.numpy(), item.clean_rate, settings.metrics, cutoff
+        )
+        quality = {}
+        for model in settings.quality_models:
+            quality.update(model.score(wav, rate))
+        pending.append((row, scores, quality))
+        if settings.save_audio and name not in item.enhanced_paths:
+            write_audio(os.path.join(settings.audio_dir, name, f"{item.key}.wav"), wav, rate, AUDIO_SUBTYPE)
+    if settings.save_audio and systems and item.degraded is not None:
+        path = os.path.join(settings.audio_dir, "degraded", f"{item.key}.wav")
+        write_audio(path, item.degraded, item.degraded_rate, AUDIO_SUBTYPE)
+    if figure:
+        panels = [("degraded", item.degraded, item.degraded_rate)] if item.degraded is not None else []
+        panels += [(name, wav, rate) for name, (wav, rate) in outputs.items()]
+        panels.append(("clean", item.clean, item.clean_rate))
+        path = os.path.join(settings.out_dir, "spectrograms", f"{item.key}.png")
+        report.spectrogram_figure(path, [(n, w.mean(dim=0).numpy(), r) for n, w, r in panels], title=item.key)
+
+
+class _InProcess:
+    """The executor interface for ``jobs=1``: runs each call at once."""
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        future.set_result(function(*args))
+        return future
+
+
+def _single_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def _metric_pool(jobs: int):
+    if jobs <= 1:
+        yield _InProcess()
+        return
+    # spawn, not fork: forking a process whose torch/OpenMP threads are running can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_single_thread) as pool:
+        yield pool
 
 
 def write_reports(tables: dict[str, list[dict]], out_dir: str) -> str:

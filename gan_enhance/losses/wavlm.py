@@ -29,16 +29,22 @@ class WavLMFeatureLoss(nn.Module):
     ----------
     model : str
         Hub id (``"microsoft/wavlm-large"``, as FINALLY) or a folder written by ``save_pretrained``. Only
-        its convolutional encoder is kept (in WavLM-Large the transformer holds 99% of the weights).
+        its convolutional encoder is kept (4 M of WavLM-Large's 315 M weights).
     sample_rate : int
         Rate of the audio the loss sees; it is resampled to 16 kHz for WavLM (gradients pass through).
     feature_weight, stft_weight : float
         Weights of the feature MSE and of the STFT-magnitude L1 (FINALLY: 100 and 1).
     stft_n_fft, stft_hop_length : int
         STFT of the magnitude term, at ``sample_rate``.
+    normalize_input : bool
+        Scale each example to zero mean and unit variance before WavLM, as WavLM-Large's own feature
+        extractor does (``do_normalize``); the feature term then ignores the output's level (the STFT
+        term still sees it).
     use_bf16 : bool
         Run the WavLM encoder under bfloat16 autocast (about half the activation memory on GPU); the
         distances are computed in float32.
+    eps : float
+        Added to the variance in ``normalize_input``.
     resample_quality : str
         ``"fast"``, ``"default"`` or ``"best"`` (see :func:`gan_enhance.audio.resample`).
 
@@ -56,7 +62,9 @@ class WavLMFeatureLoss(nn.Module):
         stft_weight: float = 1.0,
         stft_n_fft: int = 1024,
         stft_hop_length: int = 256,
+        normalize_input: bool = False,
         use_bf16: bool = False,
+        eps: float = 1e-7,
         resample_quality: str = "default",
     ):
         super().__init__()
@@ -69,7 +77,7 @@ class WavLMFeatureLoss(nn.Module):
         self.sample_rate = sample_rate
         self.feature_weight, self.stft_weight = feature_weight, stft_weight
         self.stft_n_fft, self.stft_hop_length = stft_n_fft, stft_hop_length
-        self.use_bf16 = use_bf16
+        self.normalize_input, self.use_bf16, self.eps = normalize_input, use_bf16, eps
         self.resample_quality = resample_quality
 
     def train(self, mode: bool = True) -> WavLMFeatureLoss:
@@ -85,6 +93,10 @@ class WavLMFeatureLoss(nn.Module):
             raise ValueError(
                 f"WavLMFeatureLoss needs at least {FrozenWavLM.window} samples at {WAVLM_SAMPLE_RATE} Hz, "
                 f"got {wav.shape[-1]}"
+            )
+        if self.normalize_input:
+            wav = (wav - wav.mean(dim=-1, keepdim=True)) / torch.sqrt(
+                wav.var(dim=-1, keepdim=True) + self.eps
             )
         autocast = (
             torch.autocast(device_type=wav.device.type, dtype=torch.bfloat16)

@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
 
 from gan_enhance.nn.layers import WNConv1d, get_padding
+
+
+class DepthwiseConv1d(nn.Conv1d):
+    """Depthwise ``(B, C, T) -> (B, C, T)`` conv with an odd kernel and 'same' zero padding.
+
+    Without autograd on CPU it runs as ``kernel_size`` shifted multiply-adds: oneDNN's depthwise 1-D
+    convolution reaches only a few hundred MMAC/s here, the shifted form several times more (same
+    result, same summation order). With autograd, or on other devices, it is a plain ``nn.Conv1d``.
+    """
+
+    def __init__(self, channels: int, kernel_size: int, bias: bool = False):
+        super().__init__(
+            channels, channels, kernel_size, padding=get_padding(kernel_size), groups=channels, bias=bias
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or (torch.is_grad_enabled() and (x.requires_grad or self.training)):
+            return super().forward(x)
+        weight = self.weight[:, 0, :, None]  # (C, K, 1)
+        length, padding = x.shape[-1], self.padding[0]
+        padded = F.pad(x, (padding, padding))
+        y = padded[..., :length] * weight[:, 0]
+        for tap in range(1, weight.shape[1]):
+            y.addcmul_(padded[..., tap : tap + length], weight[:, tap])
+        return y if self.bias is None else y + self.bias[:, None]
 
 
 class ChannelNorm(nn.Module):
@@ -42,9 +69,7 @@ class ConvNeXtBlock1d(nn.Module):
     def __init__(self, channels: int, kernel_size: int = 7, expansion: int = 4, layer_scale: float = 1e-2):
         super().__init__()
         # No bias: the norm that follows removes it anyway.
-        self.depthwise = WNConv1d(
-            channels, channels, kernel_size, padding=get_padding(kernel_size), groups=channels, bias=False
-        )
+        self.depthwise = weight_norm(DepthwiseConv1d(channels, kernel_size, bias=False))
         self.norm = ChannelNorm(channels)
         self.expand = WNConv1d(channels, channels * expansion, 1)
         self.activation = nn.GELU()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from gan_enhance.nn.layers import WNConv1d, WNConvTranspose1d
@@ -46,31 +47,32 @@ class Upsample1d(nn.Module):
 
 class LinearUpsample1d(nn.Module):
     """Linear interpolation by an integer factor, like ``F.interpolate(mode="linear", align_corners=False)``
-    but as a fixed transposed convolution.
+    but with weights that depend only on each output's phase.
 
     ``F.interpolate`` computes each output's source position in the input's dtype, so in float32 its weights
     drift with the absolute position (wrong by 1e-4 after a few thousand samples, useless after minutes)
-    and the same audio gives different values in a chunk and in the whole file. Here the weights depend
-    only on the output's phase.
+    and the same audio gives different values in a chunk and in the whole file.
     """
 
     def __init__(self, factor: int):
         super().__init__()
         self.factor = factor
-        # Output i = factor * k + j sits at input position k + (j + 0.5) / factor - 0.5; the weight of input
-        # m is the triangle max(0, 1 - |position - m|), a function of n = i - factor * m alone.
-        n = torch.arange(-2 * factor, 2 * factor + 1, dtype=torch.float64)
-        weights = (1 - (n / factor + 0.5 / factor - 0.5).abs()).clamp_min(0)
-        nonzero = weights.nonzero()[:, 0]
-        self.first = int(n[nonzero[0]])
-        kernel = weights[nonzero[0] : nonzero[-1] + 1].float()
-        self.register_buffer("kernel", kernel[None, None], persistent=False)
+        # Output factor * k + j sits at input position k + d_j with d_j = (j + 0.5) / factor - 0.5: it is
+        # x[k] moved |d_j| of the way towards its neighbour on the side of d_j. Per phase: (side, fraction).
+        self.phases = []
+        for phase in range(factor):
+            offset = (phase + 0.5) / factor - 0.5
+            self.phases.append((1 if offset >= 0 else -1, abs(offset)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T) -> (B, C, T * factor)``; the edges repeat the first and last samples."""
-        batch, channels, length = x.shape
-        padded = F.pad(x.reshape(batch * channels, 1, length), (1, 1), mode="replicate")
-        y = F.conv_transpose1d(padded, self.kernel.to(x.dtype), stride=self.factor)
-        # Padded input m + 1 is input m: output i sits at transposed-conv index i + factor - first.
-        start = self.factor - self.first
-        return y[..., start : start + length * self.factor].reshape(batch, channels, length * self.factor)
+        if self.factor == 1:
+            return x
+        length = x.shape[-1]
+        padded = F.pad(x, (1, 1), mode="replicate")  # padded[k + 1] = x[k]
+        centre = padded[..., 1 : 1 + length]
+        phases = [
+            torch.lerp(centre, padded[..., 1 + side : 1 + side + length], fraction)
+            for side, fraction in self.phases
+        ]
+        return rearrange(torch.stack(phases, dim=-1), "b c t f -> b c (t f)")

@@ -17,6 +17,16 @@ from gan_enhance.errors import ConfigError
 WAVLM_SAMPLE_RATE = 16000
 
 
+def _transformers_wavlm():
+    """``(WavLMConfig, WavLMModel)``; transformers may import torchaudio, so patch it first."""
+    from gan_enhance._compat import patch
+
+    patch()
+    from transformers import WavLMConfig, WavLMModel
+
+    return WavLMConfig, WavLMModel
+
+
 def load_wavlm(name_or_path: str) -> nn.Module:
     """Load a pretrained ``WavLMModel`` through ``from_pretrained``, frozen and in eval mode.
 
@@ -30,8 +40,7 @@ def load_wavlm(name_or_path: str) -> nn.Module:
     ConfigError
         Naming the model id when it cannot be loaded (no network, wrong id, not a WavLM folder).
     """
-    from transformers import WavLMModel
-
+    _, WavLMModel = _transformers_wavlm()
     if not name_or_path:
         raise ConfigError("no WavLM model given: pass a hub id such as 'microsoft/wavlm-large' or a folder")
     try:
@@ -50,8 +59,7 @@ def wavlm_from_config(config: dict) -> nn.Module:
     Rebuilds the frozen network of a saved generator without the hub: its weights come from the
     generator's state dict afterwards.
     """
-    from transformers import WavLMConfig, WavLMModel
-
+    WavLMConfig, WavLMModel = _transformers_wavlm()
     return freeze(WavLMModel(WavLMConfig.from_dict(config)))
 
 

@@ -108,6 +108,7 @@ def read_experiment(config: dict[str, Any]) -> Experiment:
     if task not in PRESETS:
         raise ConfigError(f"task is {task!r}; choose one of {', '.join(PRESETS)}")
     degradations = {}
+    _ignore_unselected(reader, DEGRADATIONS, [class_name for class_name, _ in PRESETS[task]["steps"]])
     for class_name, _ in PRESETS[task]["steps"]:
         values = reader.section(class_name, DEGRADATIONS.get(class_name), reserved=("noise_dirs", "rir_dirs"))
         if values:
@@ -237,8 +238,9 @@ def build_state(experiment: Experiment, dist: DistInfo) -> State:
         adversarial=AdversarialLoss(**experiment.adversarial_kwargs) if discriminator is not None else None,
         feature_matching=FeatureMatchingLoss(**experiment.feature_matching_kwargs) if discriminator else None,
     ).to(dist.device)
-    generator = wrap_model(generator, dist)
-    discriminator = wrap_model(discriminator, dist) if discriminator is not None else None
+    unused = trainer.find_unused_parameters
+    generator = wrap_model(generator, dist, unused)
+    discriminator = wrap_model(discriminator, dist, unused) if discriminator is not None else None
     if trainer.compile:
         generator.compile()
         if discriminator is not None:

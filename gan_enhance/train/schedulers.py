@@ -70,10 +70,25 @@ class ScheduleFactor:
         return warmup
 
 
+class StepSchedule(LambdaLR):
+    """``LambdaLR`` whose saved state is the position only: the shape of the schedule always comes from
+    the current config, so a resumed run that extends ``max_steps`` stretches its cosine accordingly."""
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state.pop("lr_lambdas", None)
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        state.pop("lr_lambdas", None)
+        self.__dict__.update(state)
+
+
 def build_schedulers(
     optimizers: list[torch.optim.Optimizer], settings: SchedulerSettings, max_steps: int
 ) -> list[LambdaLR]:
-    """One ``LambdaLR`` per optimizer, all following the same factor (Muon and AdamW keep their own lr)."""
+    """One schedule per optimizer, all following the same factor (Muon and AdamW keep their own lr)."""
     total = settings.total_steps or max_steps
     factor = ScheduleFactor(settings.kind, settings.gamma, settings.warmup_steps, total, settings.min_ratio)
-    return [LambdaLR(optimizer, factor) for optimizer in optimizers]
+    return [StepSchedule(optimizer, factor) for optimizer in optimizers]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -52,6 +55,8 @@ class TrainerSettings:
         Seed of model initialisation and of the data order.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    find_unused_parameters : bool
+        DDP option for models with parameters a forward pass may leave unused (slower; off by default).
     log_every : int
         Steps between training-scalar logs (the only place training losses leave the device).
     valid_every : int
@@ -77,7 +82,8 @@ class TrainerSettings:
     log_zero_weight_losses : bool
         Compute (without gradient) and log losses whose weight in ``lambdas`` is 0.
     profile_start, profile_steps : int
-        Record a ``torch.profiler`` trace of ``profile_steps`` steps from ``profile_start`` (0: off).
+        Record a ``torch.profiler`` trace (``logs/profile``, TensorBoard's profile tab) of ``profile_steps``
+        steps after step ``profile_start`` (>= 1); ``profile_steps`` 0 turns it off.
     quiet : bool
         No progress bar: one log line per ``log_every`` steps instead (for log files).
     """
@@ -98,6 +104,7 @@ class TrainerSettings:
     deterministic: bool = False
     seed: int = 0
     device: str = "auto"
+    find_unused_parameters: bool = False
     log_every: int = 50
     valid_every: int = 5000
     valid_batches: int = 0
@@ -143,6 +150,37 @@ class LossSet:
         return list(self.reconstruction.values()) + extra
 
 
+class PhaseTimer:
+    """Seconds spent in each named part of the step (for benchmarks; syncs the GPU around each part).
+
+    Parameters
+    ----------
+    device : torch.device
+        CUDA work is asynchronous: each part waits for the device before and after, so its time is its own.
+    """
+
+    def __init__(self, device: torch.device):
+        self.synchronize = device.type == "cuda"
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.synchronize:
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.synchronize:
+                torch.cuda.synchronize()
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+    def reset(self) -> dict[str, float]:
+        """The times so far; then start again from zero."""
+        seconds, self.seconds = self.seconds, {}
+        return seconds
+
+
 @dataclass
 class State:
     """Everything a step reads and changes. Models may be DDP/compile-wrapped; ``unwrap`` gives the bare one.
@@ -165,6 +203,7 @@ class State:
     step: int = 0
     nonfinite_in_a_row: int = 0
     nonfinite_total: int = 0
+    phase_timer: PhaseTimer | None = None
 
     @property
     def device(self) -> torch.device:

@@ -46,7 +46,7 @@ def train_step(state: State, batch: Batch) -> dict[str, Tensor]:
     # until the generator update would defeat accumulation, so the discriminator sees a no-grad rerun.
     outputs = None
     if len(chunks) == 1:
-        with _sync(state.generator, True), state.precision.autocast():
+        with phase(state, "gen_forward"), state.precision.autocast():
             outputs = [state.generator(chunks[0][0])]
     metrics: dict[str, Tensor] = {}
     healthy = True
@@ -87,18 +87,20 @@ def discriminator_update(
     for index, (x, y) in enumerate(chunks):
         last = index == len(chunks) - 1
         if fakes is None:
-            with torch.no_grad(), state.precision.autocast():
+            with phase(state, "gen_forward"), torch.no_grad(), state.precision.autocast():
                 fake = state.generator(x)
         else:
             fake = fakes[index]
-        with _sync(state.discriminator, last), state.precision.autocast():
-            real_out, fake_out = discriminate(state.discriminator, y, fake)
-            loss = state.losses.adversarial.discriminator(real_out, fake_out).float()
-        state.precision.scaler.scale(loss * weight / len(chunks)).backward()
+        with phase(state, "disc_forward_backward"), _sync(state.discriminator, last):
+            with state.precision.autocast():
+                real_out, fake_out = discriminate(state.discriminator, y, fake)
+                loss = state.losses.adversarial.discriminator(real_out, fake_out).float()
+            state.precision.scaler.scale(loss * weight / len(chunks)).backward()
         total += loss.detach() / len(chunks)
-    norm, ok = _apply_update(
-        state, state.optimizers_d, state.discriminator, state.settings.grad_clip_disc, total
-    )
+    with phase(state, "optimizer"):
+        norm, ok = _apply_update(
+            state, state.optimizers_d, state.discriminator, state.settings.grad_clip_disc, total
+        )
     return {DISC_KEY: total, "grad_norm/disc": norm}, ok
 
 
@@ -112,20 +114,23 @@ def generator_update(
         last = index == len(chunks) - 1
         with _sync(state.generator, last):
             if outputs is None:
-                with state.precision.autocast():
+                with phase(state, "gen_forward"), state.precision.autocast():
                     y_hat = state.generator(x)
             else:
                 y_hat = outputs[index]
-            losses = generator_losses(state, y_hat, y, adversarial)
-            total = weighted_total(losses, state.lambdas)
-            state.precision.scaler.scale(total / len(chunks)).backward()
+            with phase(state, "losses"):
+                losses = generator_losses(state, y_hat, y, adversarial)
+                total = weighted_total(losses, state.lambdas)
+            with phase(state, "gen_backward"):
+                state.precision.scaler.scale(total / len(chunks)).backward()
         for key, value in {**losses, TOTAL_KEY: total}.items():
             sums[key] = sums.get(key, 0.0) + value.detach().float() / len(chunks)
-    norm, ok = _apply_update(
-        state, state.optimizers_g, state.generator, state.settings.grad_clip_gen, sums[TOTAL_KEY]
-    )
-    if ok and state.ema is not None:
-        state.ema.update(unwrap(state.generator), state.step)
+    with phase(state, "optimizer"):
+        norm, ok = _apply_update(
+            state, state.optimizers_g, state.generator, state.settings.grad_clip_gen, sums[TOTAL_KEY]
+        )
+        if ok and state.ema is not None:
+            state.ema.update(unwrap(state.generator), state.step)
     return {**sums, "grad_norm/gen": norm}, ok
 
 
@@ -194,7 +199,7 @@ def _apply_update(
     parameters = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(parameters, clip if clip > 0 else math.inf).detach()
     finite = all_ranks_true(torch.isfinite(norm) & torch.isfinite(loss), state.dist)
-    # The one host sync of a step: whether to skip must be known on the host. Ranks agree because the
+    # The one host sync of an update: whether to skip must be known on the host. Ranks agree because the
     # flag is reduced across them (and gradients are already all-reduced).
     applied = bool(finite.item())
     if applied:
@@ -218,6 +223,13 @@ def _count_nonfinite(state: State, healthy: bool, metrics: dict[str, Tensor]) ->
             f"{state.step}): {values}. Lower the learning rate, clip gradients harder "
             "(Trainer.grad_clip_gen / grad_clip_disc), use bf16 instead of fp16, or check the data."
         )
+
+
+def phase(state: State, name: str) -> contextlib.AbstractContextManager:
+    """Time a part of the step when ``state.phase_timer`` is set (benchmarks); otherwise nothing."""
+    if state.phase_timer is None:
+        return contextlib.nullcontext()
+    return state.phase_timer(name)
 
 
 def _zero_grad(optimizers: list[torch.optim.Optimizer]) -> None:

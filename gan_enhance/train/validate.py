@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
+from gan_enhance.losses.waveform import SISDRLoss
 from gan_enhance.train.state import LossSet
 from gan_enhance.train.step import TOTAL_KEY, discriminate, weighted_total
 from gan_enhance.train.writers import RunWriters, comparison_images
@@ -55,6 +55,7 @@ def validate(
     """
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
+    negative_sisdr = SISDRLoss()
     with _eval_mode(generator, discriminator):
         for index, batch in enumerate(batches):
             if max_batches and index >= max_batches:
@@ -69,7 +70,7 @@ def validate(
                 values["adv/feat"] = losses.feature_matching(real_out, fake_out)
             counted = values if adversarial else {k: v for k, v in values.items() if not k.startswith("adv/")}
             values[TOTAL_KEY] = weighted_total(counted, lambdas)
-            values["metric/sisdr"] = scale_invariant_signal_distortion_ratio(y_hat, y).mean()
+            values["metric/sisdr"] = -negative_sisdr(y_hat, y)
             scores = {key: float(value) for key, value in values.items()}
             if speech_quality:
                 scores.update(speech_metrics(y_hat, y, sample_rate))

@@ -100,9 +100,10 @@ evaluate_and_compare() {
     for name in $baselines; do systems+=(--system "$name"); done
     gan-enhance evaluate --clean "$test_clean" --degraded "$test_degraded" \
         --enhanced "ours=$exp_dir/enhanced" "${systems[@]}" --out "$exp_dir/eval"
-    local tables=()
+    # ours first: every baseline is compared with it (paired tests, Holm-corrected)
+    local tables=("$exp_dir/eval/ours.csv")
     for name in $baselines; do tables+=("$exp_dir/eval/$name.csv"); done
-    gan-enhance compare "${tables[@]}" "$exp_dir/eval/ours.csv" --out "$exp_dir/eval"
+    gan-enhance compare "${tables[@]}" --out "$exp_dir/eval"
 }
 
 run_pipeline() {

@@ -15,7 +15,7 @@ train_files=24                                     # synthetic training files (4
 test_files=3                                       # synthetic test files (8 s each)
 stage1_config=recipes/demo/conf/stage1.yml         # conf/stage1_16k.yml made small (conf/small.yml)
 stage2_config=recipes/demo/conf/stage2.yml         # conf/stage2_48k.yml made small
-steps=60                                           # training steps per stage
+steps=40                                           # training steps per stage (GAN from step 20)
 # </defaults>
 source recipes/common/pipeline.sh
 parse_options "$@"

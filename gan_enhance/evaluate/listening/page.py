@@ -7,7 +7,8 @@ page works straight from disk with no server.
 
 DOM hooks the tests (and other scripted listeners) use: ``.trial[data-trial]`` sections shown one at a
 time, ``input.score[data-condition]`` sliders, ``#next``/``#prev``, ``.pair[data-pair]`` with radio
-inputs valued ``a``/``b``/``none``, ``#listener``, ``#download-json`` and ``#download-csv``.
+inputs valued ``a``/``b``/``none``, ``#listener``, ``#download-json``, ``#download-csv`` and ``#reset``
+(clears the stored answers).
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ function buildPairs() {
   config.ab.forEach((pair, index) => {
     const box = el("div", { class: "pair", "data-pair": pair.pair });
     box.append(el("h3", {}, `Pair ${index + 1} of ${config.ab.length}`));
-    box.append(stimulus(box, "A", pair.a.src), stimulus(box, "B", pair.b.src));
+    const players = el("div", { class: "row" });
+    players.append(stimulus(box, "A", pair.a.src), stimulus(box, "B", pair.b.src));
+    box.append(players);
     const choices = el("div", { class: "row" });
     for (const [value, text] of [["a", "A is better"], ["b", "B is better"], ["none", "No preference"]]) {
       const label = el("label");
@@ -193,6 +196,12 @@ document.getElementById("next").addEventListener("click", () => show(current + 1
 document.getElementById("download-json").addEventListener("click",
   () => download("json", JSON.stringify(answers(), null, 1), "application/json"));
 document.getElementById("download-csv").addEventListener("click", () => download("csv", toCsv(answers()), "text/csv"));
+// Answers persist in this browser until cleared, so a second listener on the same computer starts here.
+document.getElementById("reset").addEventListener("click", () => {
+  if (!confirm("Clear all answers on this page? Download them first if you have not.")) return;
+  localStorage.removeItem(storageKey);
+  location.reload();
+});
 show(0);
 updateStatus();
 save();
@@ -215,7 +224,8 @@ A and B sounds better. When done, download your answers and send the file back.<
 <section id="ab-section"><h2>Part 2: preferences</h2><div id="pairs"></div></section>
 <section id="finish"><h2>Finish</h2><p id="status"></p>
 <button id="download-json" type="button">Download answers (JSON)</button>
-<button id="download-csv" type="button">Download answers (CSV)</button></section>
+<button id="download-csv" type="button">Download answers (CSV)</button>
+<p><button id="reset" type="button">Clear all answers (next listener on this computer)</button></p></section>
 """
 
 

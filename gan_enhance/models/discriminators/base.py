@@ -29,7 +29,7 @@ class DiscriminatorOutput(NamedTuple):
     Attributes
     ----------
     logits : Tensor
-        ``(B, ...)``: one real/fake score per position (losses average over all but nothing else).
+        ``(B, ...)``: one real/fake score per position (the losses average over all positions).
     feature_maps : list[Tensor]
         The activation after every hidden layer, ``(B, C_i, ...)``, for feature matching.
     """

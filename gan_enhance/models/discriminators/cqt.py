@@ -19,7 +19,6 @@ import math
 import numpy as np
 import torch
 from einops import rearrange
-from scipy.signal import firwin
 from torch import nn
 
 from gan_enhance.audio import resample
@@ -92,6 +91,8 @@ class ConstantQTransform(nn.Module):
         # Real and imaginary parts as 2 * bins output channels of one conv1d.
         weight = np.concatenate([kernels.real, kernels.imag])[:, None, :]
         self.register_buffer("kernels", torch.tensor(weight, dtype=torch.float32), persistent=False)
+        from scipy.signal import firwin  # scipy.signal is slow to import: only when a CQT is built
+
         lowpass = firwin(lowpass_taps, 0.5, window="hann")
         self.register_buffer(
             "lowpass", torch.tensor(lowpass, dtype=torch.float32)[None, None], persistent=False

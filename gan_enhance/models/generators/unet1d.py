@@ -47,6 +47,9 @@ class ConvNeXtUNet(Generator):
         Predict a correction to the input instead of the output itself.
     init_std : float
         Standard deviation of the initial conv weights.
+    output_scale : float
+        Initial gain of the output conv, which follows a norm: small, so that the model starts close to
+        passing its input through (with ``residual``) instead of adding unit-scale noise to it.
     """
 
     def __init__(
@@ -54,7 +57,7 @@ class ConvNeXtUNet(Generator):
         in_sample_rate: int = 16000,
         out_sample_rate: int = 16000,
         patching: int = 4,
-        channels: list[int] = [64, 128, 256, 512],  # noqa: B006
+        channels: list[int] = [48, 96, 192, 384],  # noqa: B006
         blocks: list[int] = [1, 1, 2, 3],  # noqa: B006
         factors: list[int] = [4, 4, 4],  # noqa: B006
         scale_vs_channels: list[int] = [2, 2, 2],  # noqa: B006
@@ -64,6 +67,7 @@ class ConvNeXtUNet(Generator):
         stem_kernel: int = 7,
         residual: bool = True,
         init_std: float = 0.02,
+        output_scale: float = 0.01,
     ):
         super().__init__(in_sample_rate, out_sample_rate)
         self.patching, self.residual = patching, residual
@@ -79,6 +83,8 @@ class ConvNeXtUNet(Generator):
         )
         self.upsample_input = LinearUpsample1d(self.ratio)
         init_conv_weights(self, init_std)
+        with torch.no_grad():
+            self.head.parametrizations.weight.original0.mul_(output_scale)
 
     @property
     def alignment(self) -> int:

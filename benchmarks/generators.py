@@ -1,0 +1,117 @@
+"""Speed of every generator backbone at its default size: parameters, MACs per second of audio, real-time
+factor (seconds of audio per second of compute) at 16 -> 16 kHz and 16 -> 48 kHz, and achieved GFLOP/s next
+to a plain fp32 matmul's on the same threads.
+
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1000000000 \\
+        python benchmarks/generators.py --threads 2 --seconds 10 --repeats 3
+
+Variants: --variant "unet1d patching=8 channels=[64,128,256,512]" (repeatable; replaces the defaults list).
+Each timing is the best of --repeats runs, with the backbones interleaved so that load from other
+processes spreads over all of them; on a shared machine run it twice and keep the better table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from gan_enhance.models.generators import GENERATORS, build_generator
+from gan_enhance.models.inspect import inspect_model
+
+RATES = [(16000, 16000), (16000, 48000)]
+
+
+def parse_variant(text: str) -> tuple[str, str, dict]:
+    name, *settings = text.split()
+    kwargs = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    return text, name, kwargs
+
+
+def matmul_gflops(device: str, repeats: int, size: int = 1024) -> float:
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        synchronize(device)
+        best = min(best, (time.perf_counter() - start) / 4)
+    return 2 * size**3 / best / 1e9
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    arguments.add_argument("--threads", type=int, default=2)
+    arguments.add_argument("--seconds", type=float, default=10.0)
+    arguments.add_argument("--repeats", type=int, default=3)
+    arguments.add_argument("--device", default="cpu")
+    arguments.add_argument("--variant", action="append", default=[])
+    options = arguments.parse_args()
+    torch.set_num_threads(options.threads)
+    device = options.device
+    variants = [parse_variant(v) for v in options.variant] or [(n, n, {}) for n in GENERATORS.names()]
+
+    models, rows = {}, {}
+    for label, name, kwargs in variants:
+        for rates in RATES:
+            model = build_generator(name, in_sample_rate=rates[0], out_sample_rate=rates[1], **kwargs)
+            report = inspect_model(model, rates[0], depth=1, receptive_field=False)
+            models[label, rates] = model.remove_weight_norm().eval().to(device)
+            rows[label, rates] = {
+                "params": report.trainable_parameters,
+                "macs": report.macs_per_second,
+                "time": [],
+            }
+    length = int(options.seconds * RATES[0][0])
+    x = torch.randn(1, 1, length, device=device)
+    with torch.inference_mode():
+        for model in models.values():  # warm-up: allocator, kernels, first-call costs
+            model(x[..., : length // 4])
+        for _ in range(options.repeats):
+            for key, model in models.items():
+                synchronize(device)
+                start = time.perf_counter()
+                model(x)
+                synchronize(device)
+                rows[key]["time"].append(time.perf_counter() - start)
+    reference = matmul_gflops(device, options.repeats)
+
+    where = f"{options.threads} CPU threads" if device == "cpu" else device
+    print(
+        f"{options.seconds:g} s of audio, {where}, best of {options.repeats}; fp32 matmul: {reference:.1f} GFLOP/s"
+    )
+    print()
+    print(
+        "| backbone | params | GMAC/s audio (16k) | RTF 16->16 | RTF 16->48 | GFLOP/s 16->16 | % of matmul |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for label, _, _ in variants:
+        low, high = rows[label, RATES[0]], rows[label, RATES[1]]
+        rtf_low, rtf_high = options.seconds / min(low["time"]), options.seconds / min(high["time"])
+        achieved = 2 * low["macs"] * options.seconds / min(low["time"]) / 1e9
+        print(
+            f"| {label} | {low['params'] / 1e6:.2f} M | {low['macs'] / 1e9:.3f} | {rtf_low:.1f}x | {rtf_high:.1f}x "
+            f"| {achieved:.1f} | {100 * achieved / reference:.0f}% |"
+        )
+
+
+if __name__ == "__main__":
+    main()
