@@ -24,6 +24,9 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def tiny_wavlm_dir(tmp_path_factory) -> str:
     """A tiny random WavLM saved with ``save_pretrained``, to load back through the real loading path."""
+    from gan_enhance._compat import patch
+
+    patch()  # transformers imports torchaudio, which needs the patch on CPU-only torch
     from transformers import WavLMConfig, WavLMModel
 
     torch.manual_seed(0)

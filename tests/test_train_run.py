@@ -213,7 +213,7 @@ def test_both_writers_hold_the_same_loss_tags_plus_audio_and_images(corpus, tmp_
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     overrides = {
-        "Trainer.max_steps": 2,
+        "Trainer.max_steps": 3,
         "Trainer.valid_every": 2,
         "Trainer.profile_start": 1,
         "Trainer.profile_steps": 1,
@@ -223,7 +223,7 @@ def test_both_writers_hold_the_same_loss_tags_plus_audio_and_images(corpus, tmp_
     logs = {}
     for split in ("train", "val"):
         (folder,) = {os.path.dirname(p) for p in glob.glob(str(tmp_path / "logs" / "logs" / split / "*"))}
-        logs[split] = EventAccumulator(folder, size_guidance={"audio": 0, "images": 0}).Reload()
+        logs[split] = EventAccumulator(folder, size_guidance={"scalars": 0, "audio": 0, "images": 0}).Reload()
     train_tags, val_tags = set(logs["train"].Tags()["scalars"]), set(logs["val"].Tags()["scalars"])
     losses = {"mel/loss", "l1/loss", "adv/gen", "adv/feat", "adv/disc", "total/loss"}
     assert losses <= train_tags and losses <= val_tags
@@ -233,7 +233,7 @@ def test_both_writers_hold_the_same_loss_tags_plus_audio_and_images(corpus, tmp_
     assert {"sample_0/input", "sample_0/output", "sample_0/target"} <= set(logs["val"].Tags()["audio"])
     images = set(logs["val"].Tags()["images"])
     assert {f"sample_0/spectrogram_{n}" for n in ("input", "output", "target", "difference")} <= images
-    assert [event.step for event in logs["train"].Scalars("total/loss")] == [1, 2]
+    assert [event.step for event in logs["train"].Scalars("total/loss")] == [1, 2, 3]
     assert len(glob.glob(str(tmp_path / "logs" / "samples" / "step_2" / "*.wav"))) == 3
 
 

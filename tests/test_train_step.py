@@ -157,3 +157,44 @@ def test_fine_tuning_from_an_exported_generator_restores_its_output(tmp_path):
     assert not report.missing and not report.mismatched
     with torch.no_grad():
         torch.testing.assert_close(fresh.generator(x), trained.generator(x), rtol=1e-4, atol=1e-5)
+
+
+TINY_BACKBONES = {
+    "hifipp": {
+        "HiFiPlusPlus.n_fft": 256,
+        "HiFiPlusPlus.n_mels": 16,
+        "HiFiPlusPlus.spectral_widths": [4, 8],
+        "HiFiPlusPlus.upsample_rates": [8, 4],
+        "HiFiPlusPlus.upsample_channels": 16,
+        "HiFiPlusPlus.resblock_kernels": [3],
+        "HiFiPlusPlus.resblock_dilations": [1],
+        "HiFiPlusPlus.waveunet_widths": [4, 8],
+        "HiFiPlusPlus.waveunet_factors": [4],
+        "HiFiPlusPlus.mask_n_fft": 256,
+        "HiFiPlusPlus.mask_hop": 64,
+        "HiFiPlusPlus.mask_widths": [4, 8],
+        "HiFiPlusPlus.head_widths": [4, 8],
+        "HiFiPlusPlus.head_factors": [4],
+    },
+    "unet1d": {},  # debug.yml's own tiny settings
+    "dac": {"DACGenerator.channels": 4, "DACGenerator.strides": [2, 4], "DACGenerator.dilations": [1, 3]},
+    "spectral": {"SpectralMaskGenerator.channels": 16, "SpectralMaskGenerator.blocks": 1},
+}
+
+
+@pytest.mark.parametrize("backbone", sorted(TINY_BACKBONES))
+def test_every_generator_overlay_trains_one_step_at_16_and_48_khz(backbone):
+    overlay = load_config(os.path.join(CONF, "generator", f"{backbone}.yml"))
+    for rates in ((16000, 16000), (16000, 48000)):
+        config = {
+            **overlay,
+            **TINY_BACKBONES[backbone],
+            "in_sample_rate": rates[0],
+            "out_sample_rate": rates[1],
+        }
+        state = tiny_state(**config)  # debug.yml's ConvNeXtUNet keys are ignored for other backbones
+        assert state.generator.build_config["name"] == backbone
+        batch = clip_batch()
+        batch["y"] = batch["y"].repeat_interleave(rates[1] // rates[0], dim=-1)
+        metrics = train_step(state, batch)
+        assert torch.isfinite(metrics["total/loss"]) and state.nonfinite_total == 0

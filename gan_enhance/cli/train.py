@@ -10,8 +10,8 @@ HELP = "train a generator/discriminator pair from a conf/ YAML file (argbind sty
 
 DESCRIPTION = """\
 Train from a YAML config (argbind style: --args.load conf/stage1_16k.yml) with any key overridden on the
-command line as --Key value, e.g. --Trainer.max_steps 1000 --name my_run --HiFiPlusPlus.channels 64
-(lists: --Key "[8, 8, 2, 2]" or --Key 8 8 2 2). Every key is checked before training: a key nothing
+command line as --Key value, e.g. --Trainer.max_steps 1000 --name my_run
+--HiFiPlusPlus.upsample_channels 64 (lists: --Key "[8, 8, 2, 2]" or --Key 8 8 2 2). Every key is checked before training: a key nothing
 reads is an error. The resolved config is written to <runs_dir>/<name>/config.yml; --resume continues
 that run from checkpoints/latest. Several GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
 """

@@ -4,13 +4,15 @@ The command-line entry (``gan-enhance train``) binds the config and calls :func:
 """
 
 from gan_enhance.train.checkpoint import load_checkpoint, save_checkpoint
-from gan_enhance.train.loop import BatchStream, Run, fit
+from gan_enhance.train.loop import BatchStream, FitResult, Run, fit
+from gan_enhance.train.run import run_training
 from gan_enhance.train.state import LossSet, NonFiniteLossError, State, TrainerSettings
 from gan_enhance.train.step import train_step
 from gan_enhance.train.validate import save_samples, validate
 
 __all__ = [
     "BatchStream",
+    "FitResult",
     "LossSet",
     "NonFiniteLossError",
     "Run",
@@ -19,6 +21,7 @@ __all__ = [
     "fit",
     "load_checkpoint",
     "save_checkpoint",
+    "run_training",
     "save_samples",
     "train_step",
     "validate",

@@ -225,6 +225,6 @@ class ConfigReader:
         if unused:
             raise ConfigError(
                 f"unknown config key(s): {', '.join(unused)}. Check the spelling and the section prefix "
-                "(e.g. Trainer.max_steps, HiFiPlusPlus.channels); keys of a generator or discriminator "
+                "(e.g. Trainer.max_steps, HiFiPlusPlus.upsample_channels); keys of a generator or discriminator "
                 "only count when that part is selected"
             )

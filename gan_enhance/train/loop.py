@@ -271,7 +271,8 @@ class Progress:
 
 
 class ProfilerWindow:
-    """A ``torch.profiler`` trace of ``steps`` steps from ``start``, written for TensorBoard's profile tab."""
+    """A ``torch.profiler`` trace of ``steps`` steps after step ``start`` and one warm-up step, written for
+    TensorBoard's profile tab (``logs/profile``)."""
 
     def __init__(self, start: int, steps: int, run_dir: Path, enabled: bool):
         self.start, self.steps = start, steps
@@ -289,14 +290,15 @@ class ProfilerWindow:
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
             self.profiler = torch.profiler.profile(
                 activities=activities,
-                schedule=torch.profiler.schedule(wait=0, warmup=0, active=self.steps, repeat=1),
+                # One warm-up step first: the first profiled step pays the profiler's own start-up.
+                schedule=torch.profiler.schedule(wait=0, warmup=1, active=self.steps, repeat=1),
                 on_trace_ready=torch.profiler.tensorboard_trace_handler(str(self.folder)),
                 record_shapes=True,
             )
             self.profiler.start()
         elif self.profiler is not None:
             self.profiler.step()
-            if step >= self.start + self.steps:
+            if step >= self.start + 1 + self.steps:
                 self.close()
 
     def close(self) -> None:

@@ -57,7 +57,7 @@ class ConvNeXtUNet(Generator):
         in_sample_rate: int = 16000,
         out_sample_rate: int = 16000,
         patching: int = 4,
-        channels: list[int] = [48, 96, 192, 384],  # noqa: B006
+        channels: list[int] = [64, 128, 256, 512],  # noqa: B006
         blocks: list[int] = [1, 1, 2, 3],  # noqa: B006
         factors: list[int] = [4, 4, 4],  # noqa: B006
         scale_vs_channels: list[int] = [2, 2, 2],  # noqa: B006
