@@ -45,12 +45,16 @@ setup(
         "noisereduce==3.0.3",
         # loudness (LUFS) in evaluation; audiotools pulls it in too, but we import it directly
         "pyloudnorm==0.2.0",
+        # streaming resampling in the chunked enhancer (also pulled in by librosa)
+        "soxr==1.1.0",
     ],
     extras_require={
         # selenium drives Debian's chromium for the listening-page test (.ci/install_browser.sh);
         # 4.52 needs a certifi the registry lacks here
-        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0"],
-        "export": ["onnx", "onnxruntime"],
+        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0", "onnxruntime==1.24.4"],
+        # onnxruntime checks ONNX exports; the `onnx` package itself needs protobuf >= 3.20, which
+        # audiotools' pin forbids, and torch's exporter works without it (see gan_enhance/export.py)
+        "export": ["onnxruntime==1.24.4"],
     },
     entry_points={"console_scripts": ["gan-enhance=gan_enhance.cli:main"]},
 )

@@ -8,9 +8,9 @@ to a plain fp32 matmul's on the same threads.
 Variants: --variant "unet1d patching=8 channels=[64,128,256,512]" (repeatable; replaces the defaults list).
 Each timing is the best of --repeats runs, with the backbones interleaved so that load from other
 processes spreads over all of them; on a shared machine run it twice and keep the better table. Besides
-wall-clock RTF the table gives "CPU RTF": audio seconds per (process CPU seconds / threads), which other
-processes' load barely changes; it equals the wall-clock RTF of a quiet machine when the threads never idle
-(an upper bound otherwise).
+wall-clock RTF the table gives "CPU RTF": audio seconds per (process CPU seconds / threads). It is less
+sensitive to other processes than wall-clock time (time spent waiting for a core does not count), but
+still slowed by them (shared caches, memory bandwidth); on a quiet machine the two agree.
 """
 
 from __future__ import annotations

@@ -185,12 +185,12 @@ def test_resumed_run_equals_uninterrupted_run_bitwise(corpus, tmp_path):
         "Trainer.log_every": 2,
         "Trainer.checkpoint_every": 2,
     }
-    run_training(debug_config(corpus, tmp_path, "whole", **settings, **{"Trainer.max_steps": 5}))
-    run_training(debug_config(corpus, tmp_path, "split", **settings, **{"Trainer.max_steps": 3}))
-    run_training(debug_config(corpus, tmp_path, "split", **settings, **{"Trainer.max_steps": 5}), resume=True)
+    run_training(debug_config(corpus, tmp_path, "whole", **settings, **{"Trainer.max_steps": 4}))
+    run_training(debug_config(corpus, tmp_path, "split", **settings, **{"Trainer.max_steps": 2}))
+    run_training(debug_config(corpus, tmp_path, "split", **settings, **{"Trainer.max_steps": 4}), resume=True)
     whole = torch.load(checkpoint_path(tmp_path / "whole", "latest"), weights_only=True)
     split = torch.load(checkpoint_path(tmp_path / "split", "latest"), weights_only=True)
-    assert whole["step"] == split["step"] == 5
+    assert whole["step"] == split["step"] == 4
     assert whole["data"] == split["data"] and whole["data"]["epoch"] >= 1  # crossed an epoch boundary
     for part in ("generator", "generator_ema", "discriminator"):
         for key, value in whole[part].items():
@@ -274,3 +274,16 @@ def test_sample_rates_are_set_once_at_the_top_level():
     for path in glob.glob(os.path.join(CONF, "**", "*.yml"), recursive=True):
         text = yaml.safe_load(open(path))
         assert not any(k.endswith("sample_rate") and "." in k for k in text), path
+
+
+def test_validation_batches_are_the_same_every_time_even_when_cut_short(corpus, tmp_path):
+    from gan_enhance.train.data import build_loaders
+    from gan_enhance.train.distributed import DistInfo
+
+    experiment = read_experiment(debug_config(corpus, tmp_path, "val", **{"Data.val_items": 4}))
+    _, val = build_loaders(experiment.data, 2, 0, DistInfo())
+    first = next(iter(val))["x"]
+    second = next(iter(val))["x"]
+    whole = [batch["x"] for batch in val]
+    assert torch.equal(first, second) and torch.equal(first, whole[0]) and len(whole) == 2
+    assert not torch.equal(whole[0], whole[1])

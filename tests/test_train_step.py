@@ -176,7 +176,13 @@ TINY_BACKBONES = {
         "HiFiPlusPlus.head_widths": [4, 8],
         "HiFiPlusPlus.head_factors": [4],
     },
-    "unet1d": {},  # debug.yml's own tiny settings
+    "unet1d": {
+        "ConvNeXtUNet.channels": [8, 16],
+        "ConvNeXtUNet.blocks": [1, 1],
+        "ConvNeXtUNet.factors": [4],
+        "ConvNeXtUNet.scale_vs_channels": [2],
+        "ConvNeXtUNet.kernel_size": 7,
+    },
     "dac": {"DACGenerator.channels": 4, "DACGenerator.strides": [2, 4], "DACGenerator.dilations": [1, 3]},
     "spectral": {"SpectralMaskGenerator.channels": 16, "SpectralMaskGenerator.blocks": 1},
 }

@@ -184,7 +184,12 @@ def inspect_model(
         seconds for the large backbones); off, the report's field is ``None``.
     """
     input_length = input_length or model.in_sample_rate
-    named = [(name, module) for name, module in model.named_modules() if name and name.count(".") < depth]
+    # Weight-norm internals ("conv.parametrizations.weight") are not blocks: their parameters show in the conv.
+    named = [
+        (name, module)
+        for name, module in model.named_modules()
+        if name and name.count(".") < depth and "parametrizations" not in name.split(".")
+    ]
     records: dict[str, dict] = {name: {"shape": [], "calls": 0, "macs": 0} for name, _ in named}
     owners: dict[nn.Module, list[str]] = {}
     for name, module in model.named_modules():

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.distributed import DistInfo, barrier
@@ -109,19 +109,6 @@ class RankShard(Dataset):
         return self.dataset[index * self.world_size + self.rank]
 
 
-class FirstEpoch(Dataset):
-    """Item ``i`` of every epoch is item ``i % len`` of the first: the validation set never changes."""
-
-    def __init__(self, dataset: Dataset):
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        return self.dataset[index % len(self.dataset)]
-
-
 def check_sources(settings: DataSettings) -> None:
     """Exactly one kind of source per split, with the right shape; called before anything is built."""
     for split in ("train", "val"):
@@ -149,7 +136,7 @@ def build_datasets(spec: DataSpec, dist: DistInfo) -> tuple[Dataset, Dataset]:
     val = _dataset(spec, "val", val_segment, settings.val_items, settings.val_seed)
     if dist.distributed:
         train = RankShard(train, dist.rank, dist.world_size)
-    return train, FirstEpoch(val)
+    return train, val
 
 
 def _dataset(spec: DataSpec, split: str, segment: int, items: int, seed: int) -> Dataset:
@@ -180,25 +167,29 @@ def _dataset(spec: DataSpec, split: str, segment: int, items: int, seed: int) ->
     return DegradedDataset(source, task.degradation, *rates, segment_samples=segment, length=items, seed=seed)
 
 
-def build_loaders(spec: DataSpec, batch_size: int, num_workers: int, dist: DistInfo) -> tuple[Any, Any]:
-    """Resumable training loader (shuffled, full batches) and validation loader (fixed order)."""
+def build_loaders(
+    spec: DataSpec, batch_size: int, num_workers: int, dist: DistInfo
+) -> tuple[Any, DataLoader]:
+    """Resumable training loader (shuffled, full batches) and validation loader.
+
+    Validation uses a plain ``DataLoader`` in index order: every pass, whole or cut short by
+    ``Trainer.valid_batches``, starts again at the first example, so the validation set never changes.
+    """
     from gan_enhance.data import build_dataloader
 
     settings = spec.settings
     train_set, val_set = build_datasets(spec, dist)
-    common = {"pin_memory": settings.pin_memory, "prefetch_factor": settings.prefetch_factor}
     train = build_dataloader(
-        train_set, batch_size, num_workers, seed=spec.seed, shuffle=True, drop_last=True, **common
+        train_set,
+        batch_size,
+        num_workers,
+        seed=spec.seed,
+        shuffle=True,
+        drop_last=True,
+        pin_memory=settings.pin_memory,
+        prefetch_factor=settings.prefetch_factor,
     )
-    val = build_dataloader(
-        val_set,
-        settings.val_batch_size or batch_size,
-        0,
-        seed=settings.val_seed,
-        shuffle=False,
-        drop_last=False,
-        **common,
-    )
+    val = DataLoader(val_set, batch_size=settings.val_batch_size or batch_size, shuffle=False, num_workers=0)
     return train, val
 
 

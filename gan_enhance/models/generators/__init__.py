@@ -7,7 +7,7 @@ resolved settings on ``generator.build_config`` for checkpoints and exports.
 from __future__ import annotations
 
 # Importing the backbone modules registers them.
-from gan_enhance.models.generators import dac, hifipp, spectral, unet1d  # noqa: E402, F401, I001
+from gan_enhance.models.generators import dac, hifipp, spectral, unet1d  # noqa: F401
 from gan_enhance.models.generators.base import Generator
 from gan_enhance.models.generators.registry import GENERATORS
 
