@@ -204,3 +204,17 @@ def test_every_generator_overlay_trains_one_step_at_16_and_48_khz(backbone):
         batch["y"] = batch["y"].repeat_interleave(rates[1] // rates[0], dim=-1)
         metrics = train_step(state, batch)
         assert torch.isfinite(metrics["total/loss"]) and state.nonfinite_total == 0
+
+
+def test_bf16_autocast_step_trains_both_sides_and_fp16_needs_a_gpu():
+    from gan_enhance.errors import ConfigError
+    from gan_enhance.train.precision import Precision
+
+    state = tiny_state(**{"Trainer.adversarial_start": 0, "Trainer.precision": "bf16"})
+    before_g, before_d = weights(state.generator), weights(state.discriminator)
+    metrics = train_step(state, clip_batch())
+    assert metrics["total/loss"].dtype == torch.float32 and torch.isfinite(metrics["total/loss"])
+    assert changed(before_g, state.generator) and changed(before_d, state.discriminator)
+    assert not state.precision.scaler.is_enabled()
+    with pytest.raises(ConfigError, match="fp16.*CUDA"):
+        Precision("fp16", torch.device("cpu"))
