@@ -8,6 +8,7 @@ import os
 import pytest
 import torch
 import yaml
+from tiny_settings import TINY_HIFIPP
 
 from gan_enhance._compat import patch
 from gan_enhance.errors import CheckpointError, ConfigError
@@ -19,22 +20,6 @@ from gan_enhance.train.run import run_training
 patch()  # the tiny_wavlm_dir fixture imports transformers, which imports torchaudio
 CONF = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "conf"))
 
-TINY_HIFIPP = {
-    "HiFiPlusPlus.n_fft": 256,
-    "HiFiPlusPlus.n_mels": 16,
-    "HiFiPlusPlus.spectral_widths": [4, 8],
-    "HiFiPlusPlus.upsample_rates": [8, 4],
-    "HiFiPlusPlus.upsample_channels": 16,
-    "HiFiPlusPlus.resblock_kernels": [3],
-    "HiFiPlusPlus.resblock_dilations": [1, 3],
-    "HiFiPlusPlus.waveunet_widths": [4, 8],
-    "HiFiPlusPlus.waveunet_factors": [4],
-    "HiFiPlusPlus.mask_n_fft": 256,
-    "HiFiPlusPlus.mask_hop": 64,
-    "HiFiPlusPlus.mask_widths": [4, 8],
-    "HiFiPlusPlus.head_widths": [4, 8],
-    "HiFiPlusPlus.head_factors": [4],
-}
 TINY_DISCRIMINATORS = {
     "MultiPeriodDiscriminator.periods": [2, 3],
     "MultiPeriodDiscriminator.channels": [4, 8],

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import torch
+from tiny_settings import TINY_HIFIPP
 
 from gan_enhance.train.builders import build_state, read_experiment
 from gan_enhance.train.config import load_config
@@ -160,22 +161,7 @@ def test_fine_tuning_from_an_exported_generator_restores_its_output(tmp_path):
 
 
 TINY_BACKBONES = {
-    "hifipp": {
-        "HiFiPlusPlus.n_fft": 256,
-        "HiFiPlusPlus.n_mels": 16,
-        "HiFiPlusPlus.spectral_widths": [4, 8],
-        "HiFiPlusPlus.upsample_rates": [8, 4],
-        "HiFiPlusPlus.upsample_channels": 16,
-        "HiFiPlusPlus.resblock_kernels": [3],
-        "HiFiPlusPlus.resblock_dilations": [1],
-        "HiFiPlusPlus.waveunet_widths": [4, 8],
-        "HiFiPlusPlus.waveunet_factors": [4],
-        "HiFiPlusPlus.mask_n_fft": 256,
-        "HiFiPlusPlus.mask_hop": 64,
-        "HiFiPlusPlus.mask_widths": [4, 8],
-        "HiFiPlusPlus.head_widths": [4, 8],
-        "HiFiPlusPlus.head_factors": [4],
-    },
+    "hifipp": TINY_HIFIPP,
     "unet1d": {
         "ConvNeXtUNet.channels": [8, 16],
         "ConvNeXtUNet.blocks": [1, 1],

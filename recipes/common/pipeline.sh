@@ -23,6 +23,7 @@ stage2_config=${stage2_config:-conf/stage2_48k.yml} # stage-2 config; "none" ski
 train_args=${train_args:-}                          # overrides for both stages, e.g. "--Trainer.batch_size 8"
 stage1_args=${stage1_args:-}                        # overrides for stage 1 only
 stage2_args=${stage2_args:-}                        # overrides for stage 2 only
+stage2_in_rate=${stage2_in_rate:-16000}            # stage-2 input rate (its output rate is the config's)
 nproc=${nproc:-1}                                   # processes (GPUs) per node; > 1 trains under torchrun
 use_shards=${use_shards:-false}                     # true: precompute training pairs into shards (stage 2)
 shard_items=${shard_items:-20000}                   # pairs per shard set
@@ -67,7 +68,7 @@ precompute_shards() {
         --items "$shard_items" --in-sample-rate 16000 --out-sample-rate 16000
     if [ "$stage2_config" != none ]; then
         gan-enhance preprocess --clean $train_clean --task "$task" --output "$exp_dir/shards/stage2" \
-            --items "$shard_items" --in-sample-rate 16000 --out-sample-rate 48000
+            --items "$shard_items" --in-sample-rate "$stage2_in_rate" --out-sample-rate 48000
     fi
 }
 
@@ -82,7 +83,8 @@ train_stage2() {
     local shards=()
     [ "$use_shards" = true ] && shards=(--Data.train_shards "$exp_dir/shards/stage2" --Data.train_sources "[]")
     # shellcheck disable=SC2086
-    train_stage stage2 "$stage2_config" --FineTune.checkpoint "$exp_dir/runs/stage1" "${shards[@]}" $stage2_args
+    train_stage stage2 "$stage2_config" --FineTune.checkpoint "$exp_dir/runs/stage1" \
+        --in_sample_rate "$stage2_in_rate" "${shards[@]}" $stage2_args
 }
 
 export_model() {

@@ -14,7 +14,7 @@ val_dir=${VAL_DIR:-}                      # folder of clean validation audio (or
 test_dir=${TEST_DIR:-}                    # folder of clean test audio, degraded once with a fixed seed (or $TEST_DIR)
 exp_dir=exp/pitch_shift                   # experiment folder
 task=pitch_shift                          # degradation preset (gan_enhance/data/tasks.py)
-stage2_args="--in_sample_rate 48000"      # stage 2 is 48 kHz -> 48 kHz
+stage2_in_rate=48000                      # stage 2 is 48 kHz -> 48 kHz
 # </defaults>
 source recipes/common/pipeline.sh
 parse_options "$@"
