@@ -14,7 +14,7 @@ from gan_enhance.errors import ConfigError
 from gan_enhance.models.generators.base import Generator
 from gan_enhance.models.generators.registry import GENERATORS
 from gan_enhance.nn.convnext import ResidualConvBlock1d
-from gan_enhance.nn.frames import FramedSTFT
+from gan_enhance.nn.frames import FramedSTFT, magnitude
 from gan_enhance.nn.layers import WNConv1d, get_padding, init_conv_weights
 from gan_enhance.nn.sampling import LinearUpsample1d, Upsample1d
 from gan_enhance.nn.spectral import mel_filterbank
@@ -83,9 +83,9 @@ class SpectralMaskNet(nn.Module):
         self.radius = n_fft + self.unet.radius * hop
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.stft(x)
-        mask = F.softplus(self.unet(torch.log(spec.abs() + self.log_floor)[:, None]))[:, 0]
-        return self.stft.inverse(spec * mask)
+        real, imag = self.stft(x)
+        mask = F.softplus(self.unet(torch.log(magnitude(real, imag) + self.log_floor)[:, None]))[:, 0]
+        return self.stft.inverse(real * mask, imag * mask)
 
 
 @GENERATORS.register("hifipp")
@@ -269,7 +269,7 @@ class HiFiPlusPlus(Generator):
         return features[..., index] * (1 - weight) + features[..., upper] * weight
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
-        mel = torch.einsum("mf,bfn->bmn", self.mel_fbank, self.mel_stft(x).abs())
+        mel = torch.einsum("mf,bfn->bmn", self.mel_fbank, magnitude(*self.mel_stft(x)))
         h = self.spectral_unet(torch.log(mel.clamp_min(self.log_floor))[:, None])[:, 0]
         h = self.pre(h)
         if self.wavlm is not None:

@@ -9,7 +9,7 @@ from torch import nn
 from gan_enhance.models.generators.base import Generator
 from gan_enhance.models.generators.registry import GENERATORS
 from gan_enhance.nn.convnext import ChannelNorm, ConvNeXtBlock1d
-from gan_enhance.nn.frames import FramedSTFT
+from gan_enhance.nn.frames import FramedSTFT, magnitude
 from gan_enhance.nn.layers import WNConv1d, init_conv_weights
 
 
@@ -86,17 +86,20 @@ class SpectralMaskGenerator(Generator):
         return self.analysis.n_fft + frames * self.analysis.hop
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
-        spec = self.analysis(x)
-        features = torch.log(spec.abs() + self.log_floor)
+        real, imag = self.analysis(x)
+        features = torch.log(magnitude(real, imag) + self.log_floor)
         h = self.output(self.norm(self.blocks(self.input(features))))
         bins = self.analysis.bins
         gain_logit, cos, sin = rearrange(h[:, : 3 * bins], "b (k f) n -> k b f n", k=3)
         # Rotation starts near identity: (1 + cos, sin) normalised to a unit complex number.
-        rotation = torch.complex(1.0 + cos, sin)
-        rotation = rotation / rotation.abs().clamp_min(self.log_floor)
+        cos = 1.0 + cos
+        norm = magnitude(cos, sin).clamp_min(self.log_floor)
         # The same signal at ratio times the rate and FFT size has ratio times the bin values.
-        out = spec * (self.max_gain * torch.sigmoid(gain_logit)) * rotation * self.ratio
+        gain = self.max_gain * torch.sigmoid(gain_logit) * self.ratio / norm
+        out_real = gain * (real * cos - imag * sin)
+        out_imag = gain * (real * sin + imag * cos)
         if self.extension_bins:
-            real, imag = rearrange(h[:, 3 * bins :], "b (k f) n -> k b f n", k=2)
-            out = torch.cat([out, torch.complex(real, imag)], dim=1)
-        return self.synthesis.inverse(out)
+            ext_real, ext_imag = rearrange(h[:, 3 * bins :], "b (k f) n -> k b f n", k=2)
+            out_real = torch.cat([out_real, ext_real], dim=1)
+            out_imag = torch.cat([out_imag, ext_imag], dim=1)
+        return self.synthesis.inverse(out_real, out_imag)
