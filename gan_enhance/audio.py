@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import os
 import struct
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ import numpy as np
 import soundfile
 import torch
 
+from gan_enhance.atomic import atomic_path
 from gan_enhance.errors import AudioFileError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
@@ -211,23 +211,11 @@ def write_audio(
         raise ValueError(f"write_audio expects (C, T) or (T,) audio, got shape {tuple(data.shape)}")
     if subtype is None or subtype.upper() not in _FLOAT_SUBTYPES:
         data = np.clip(data, -1.0, 1.0)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    extension = os.path.splitext(path)[1]
-    handle, temporary = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=extension, dir=folder)
-    os.close(handle)
     try:
-        soundfile.write(temporary, data.T, int(sample_rate), subtype=subtype, format=container)
-        # mkstemp creates the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
+        with atomic_path(path) as temporary:
+            soundfile.write(temporary, data.T, int(sample_rate), subtype=subtype, format=container)
     except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
         raise AudioFileError(f"cannot write '{path}' ({error})") from None
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 @functools.lru_cache(maxsize=1)

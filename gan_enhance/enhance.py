@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,6 +28,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from gan_enhance.atomic import atomic_path
 from gan_enhance.audio import AudioReader, _wav_data_shortfall
 from gan_enhance.errors import AudioFileError
 
@@ -343,13 +343,7 @@ def _atomic_writer(path: str, sample_rate: int, channels: int, subtype: str | No
     if subtype is None and path.lower().endswith(".opus"):
         subtype = "OPUS"
     clip = subtype is None or subtype not in _FLOAT_SUBTYPES
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{os.path.basename(path)}.", suffix=os.path.splitext(path)[1], dir=folder
-    )
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         try:
             file = soundfile.SoundFile(temporary, "w", sample_rate, channels, subtype, format=container)
         except (soundfile.LibsndfileError, RuntimeError, ValueError, TypeError) as error:
@@ -364,11 +358,3 @@ def _atomic_writer(path: str, sample_rate: int, channels: int, subtype: str | No
 
         with file:
             yield write
-        # mkstemp creates the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)

@@ -19,3 +19,7 @@ class DataError(GanEnhanceError, ValueError):
 
 class CheckpointError(GanEnhanceError, RuntimeError):
     """A checkpoint or exported model that is missing, corrupt or incompatible."""
+
+
+class OutOfSpaceError(GanEnhanceError, OSError):
+    """The disk (or a quota, or a file-size limit) ran out while writing; the previous file is kept."""

@@ -9,15 +9,16 @@ complete.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from gan_enhance.atomic import atomic_path, write_text
 from gan_enhance.data.datasets import make_item
 from gan_enhance.errors import DataError
 
@@ -47,12 +48,15 @@ class _ShardWriter:
 
     def __init__(self, folder: str, name: str, count: int, dataset: Dataset, dtype: str):
         self.name, self.count, self.rows = name, count, 0
-        self.targets = [os.path.join(folder, f"{name}-{part}.npy") for part in ("x", "y")]
-        self.temporaries = [f"{target}.tmp-{os.getpid()}.npy" for target in self.targets]
+        self._files = contextlib.ExitStack()
+        temporaries = [
+            self._files.enter_context(atomic_path(os.path.join(folder, f"{name}-{part}.npy")))
+            for part in ("x", "y")
+        ]
         shapes = [(count, int(dataset.in_length)), (count, int(dataset.out_length))]
         self.arrays = [
             np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-            for path, shape in zip(self.temporaries, shapes, strict=True)
+            for path, shape in zip(temporaries, shapes, strict=True)
         ]
 
     @property
@@ -64,12 +68,17 @@ class _ShardWriter:
         self.rows += 1
 
     def close(self) -> dict:
-        for array, temporary, target in zip(self.arrays, self.temporaries, self.targets, strict=True):
+        """Flush both arrays and rename them into place."""
+        for array in self.arrays:
             array.flush()
-            del array
-            os.replace(temporary, target)
         self.arrays = []
+        self._files.close()
         return {"name": self.name, "items": self.count}
+
+    def abort(self, error: BaseException) -> None:
+        """Remove both temporary files; nothing is renamed."""
+        self.arrays = []
+        self._files.__exit__(type(error), error, error.__traceback__)
 
 
 def write_shards(
@@ -125,18 +134,23 @@ def write_shards(
     shards: list[dict] = []
     started = time.time()
     writer = None
-    for position, item in enumerate(loader):
-        if writer is None:
-            count = min(items_per_shard, num_items - position)
-            writer = _ShardWriter(folder, f"shard-{len(shards):05d}", count, dataset, dtype)
-        writer.add(_encode(item["x"][0].numpy(), dtype), _encode(item["y"][0].numpy(), dtype))
-        if writer.full:
-            shards.append(writer.close())
-            writer = None
-            if progress:
-                done = sum(shard["items"] for shard in shards)
-                rate = done / (time.time() - started)
-                print(f"  {shards[-1]['name']}: {done}/{num_items} items, {rate:.1f} items/s", flush=True)
+    try:
+        for position, item in enumerate(loader):
+            if writer is None:
+                count = min(items_per_shard, num_items - position)
+                writer = _ShardWriter(folder, f"shard-{len(shards):05d}", count, dataset, dtype)
+            writer.add(_encode(item["x"][0].numpy(), dtype), _encode(item["y"][0].numpy(), dtype))
+            if writer.full:
+                shards.append(writer.close())
+                writer = None
+                if progress:
+                    done = sum(shard["items"] for shard in shards)
+                    rate = done / (time.time() - started)
+                    print(f"  {shards[-1]['name']}: {done}/{num_items} items, {rate:.1f} items/s", flush=True)
+    except BaseException as error:
+        if writer is not None:
+            writer.abort(error)
+        raise
     index = {
         "format": FORMAT,
         "version": VERSION,
@@ -149,10 +163,7 @@ def write_shards(
         "shards": shards,
         "metadata": metadata or {},
     }
-    handle, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    with os.fdopen(handle, "w") as stream:
-        json.dump(index, stream, indent=2)
-    os.replace(temporary, os.path.join(folder, INDEX_NAME))
+    write_text(os.path.join(folder, INDEX_NAME), json.dumps(index, indent=2))
     return index
 
 

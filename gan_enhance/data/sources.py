@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
+from gan_enhance.atomic import atomic_path
 from gan_enhance.audio import audio_info, resample
 from gan_enhance.data.files import find_audio_files
 from gan_enhance.data.transforms import rms_db
@@ -131,14 +132,11 @@ def index_source(
 def write_manifest(entries: list[AudioEntry], path: str) -> None:
     """Write ``entries`` as a CSV manifest with durations, so the next indexing opens no file."""
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "duration"])
         for entry in entries:
             writer.writerow([os.path.relpath(os.path.abspath(entry.path), folder), f"{entry.duration:.6f}"])
-    os.replace(temporary, path)
 
 
 def active_level_db(

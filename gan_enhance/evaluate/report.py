@@ -12,6 +12,7 @@ import os
 
 import numpy as np
 
+from gan_enhance.atomic import atomic_path
 from gan_enhance.errors import DataError
 from gan_enhance.evaluate.metrics import HIGHER, LOWER, METRICS
 
@@ -38,14 +39,11 @@ def write_scores_csv(path: str, rows: list[dict]) -> None:
     """Write one row per file: key columns, info columns, then metrics (NaN as an empty cell)."""
     present_info = [c for c in INFO_COLUMNS if any(c in row for row in rows)]
     header = KEY_COLUMNS + present_info + metric_columns(rows)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    temporary = f"{path}.tmp"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=header)
         writer.writeheader()
         for row in rows:
             writer.writerow({key: _cell(row.get(key, math.nan)) for key in header})
-    os.replace(temporary, path)
 
 
 def _cell(value) -> str:

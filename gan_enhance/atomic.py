@@ -1,0 +1,103 @@
+"""Atomic file writes: a file appears complete under its name, or not at all.
+
+Every output of the toolkit (audio, checkpoints, manifests, shards, reports) is written to a temporary
+file beside its target and renamed over it only once complete, so a crash, a kill or a full disk leaves
+either the previous file or nothing, never a truncated one. Out-of-space errors become
+:class:`~gan_enhance.errors.OutOfSpaceError`, naming the file and saying what was kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+
+from gan_enhance.errors import OutOfSpaceError
+
+# ENOSPC: disk full; EDQUOT: quota; EFBIG: file-size limit (ulimit -f, some file systems).
+SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` when the block succeeds.
+
+    The temporary file is hidden (``.<name>.<random><ext>``, same extension, so writers that choose a
+    format by extension still work) and in the same folder, so the rename is atomic. On any error it is
+    removed and ``path`` keeps its previous content. The folder is created if missing.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The final file.
+    durable : bool
+        fsync the file and its folder, so the new content survives a power loss (checkpoints).
+
+    Raises
+    ------
+    OutOfSpaceError
+        The disk, a quota or a file-size limit ran out while writing.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(path)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=os.path.splitext(name)[1], dir=folder)
+    except OSError as error:
+        raise _translated(error, path) from None
+    os.close(handle)
+    try:
+        yield temporary
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        if durable:
+            with open(temporary, "rb+") as stream:
+                os.fsync(stream.fileno())
+        os.replace(temporary, path)
+        if durable:
+            _fsync_folder(folder)
+    except OSError as error:
+        raise _translated(error, path) from None
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def _translated(error: OSError, path: str) -> OSError:
+    if error.errno not in SPACE_ERRNOS:
+        return error
+    kept = "the previous file is intact" if os.path.exists(path) else "nothing was written"
+    return OutOfSpaceError(
+        f"out of disk space writing '{path}' ({error.strerror}); {kept}. Free space and retry"
+    )
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, durable: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path, durable) as temporary, open(temporary, "wb") as stream:
+        stream.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as stream:
+        stream.write(text)
