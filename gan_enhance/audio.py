@@ -2,7 +2,8 @@
 
 Every reader returns float32 tensors shaped ``(C, T)`` in [-1, 1] whatever the file holds (integer or
 float samples, any rate, any channel count). Problems a user can cause (a missing, empty, truncated or
-non-audio file) raise :class:`~gan_enhance.errors.AudioFileError` naming the file. Writes are atomic: the
+non-audio file, or one holding NaN or infinite samples) raise :class:`~gan_enhance.errors.AudioFileError`
+naming the file. Writes are atomic: the
 audio goes to a temporary file next to the target, which is then renamed over it, so a crash never
 leaves a half-written file under the real name.
 """
@@ -87,6 +88,41 @@ def _wav_data_shortfall(path: str) -> int:
     return 0
 
 
+def truncation_error(path: str, promised: int, read: int) -> AudioFileError | None:
+    """The error for a file of which ``read`` of the ``promised`` frames could be read (None if complete).
+
+    A WAV cut short is caught by its data chunk's size even where libsndfile reports the shorter length.
+    """
+    missing_bytes = _wav_data_shortfall(path)
+    if missing_bytes > 0:
+        return AudioFileError(
+            f"audio file '{path}' is truncated: its header promises {missing_bytes} more bytes of audio than "
+            "the file holds; re-create it"
+        )
+    if read < promised:
+        return AudioFileError(
+            f"audio file '{path}' is truncated: its header promises {promised} frames but only {read} can "
+            "be read; re-create it"
+        )
+    return None
+
+
+def check_finite(path: str, data: np.ndarray, start: int = 0, sample_rate: int = 0) -> None:
+    """Raise if ``data`` (frames first, as soundfile reads) holds NaN or infinite samples.
+
+    Only float files can hold them, and no tool can do anything sensible with them: they would spread
+    to every output sample a model or a filter touches, so they are an error naming the file.
+    """
+    if np.isfinite(data).all():
+        return
+    frame = start + int(np.argwhere(~np.isfinite(data))[0][0])
+    where = f"{frame / sample_rate:.3f} s" if sample_rate else f"frame {frame}"
+    raise AudioFileError(
+        f"audio file '{path}' holds NaN or infinite samples (first at {where}); the file is corrupt, "
+        "re-create it"
+    )
+
+
 def audio_info(path: str | os.PathLike) -> AudioInfo:
     """Read a file's header.
 
@@ -155,11 +191,10 @@ def read_audio(
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise AudioFileError(f"audio file '{path}' is corrupt or truncated ({error}); re-create it") from None
     tolerance = _MP3_FRAME_TOLERANCE if info.format == "MP3" else 0
-    if data.shape[0] < wanted - tolerance or data.shape[0] == 0 or _wav_data_shortfall(path) > 0:
-        raise AudioFileError(
-            f"audio file '{path}' is truncated: its header promises {info.frames} frames but fewer can be "
-            "read; re-create it"
-        )
+    error = truncation_error(path, max(1, wanted - tolerance), data.shape[0])
+    if error is not None:
+        raise error
+    check_finite(path, data, start, info.sample_rate)
     wav = torch.from_numpy(np.ascontiguousarray(data.T))
     if mono and wav.shape[0] > 1:
         wav = wav.mean(dim=0, keepdim=True)
@@ -276,12 +311,15 @@ class AudioReader:
     """Random access and block-wise reading of one file without loading it whole.
 
     Use as a context manager; ``read(start, frames)`` returns ``(C, frames)`` float32 (shorter at the
-    end of the file).
+    end of the file). A WAV cut short is refused on opening; a file whose other blocks hold NaN or
+    infinite samples raises :class:`~gan_enhance.errors.AudioFileError` from the ``read`` that meets them.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self.info = audio_info(self.path)
+        if _wav_data_shortfall(self.path) > 0:
+            raise truncation_error(self.path, self.info.frames, self.info.frames)
         try:
             self._file = soundfile.SoundFile(self.path)
         except (soundfile.LibsndfileError, RuntimeError) as error:
@@ -306,6 +344,7 @@ class AudioReader:
             data = self._file.read(frames, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError) as error:
             raise AudioFileError(f"audio file '{self.path}' is corrupt or truncated ({error})") from None
+        check_finite(self.path, data, start, self.sample_rate)
         return torch.from_numpy(np.ascontiguousarray(data.T))
 
     def close(self) -> None:

@@ -29,8 +29,8 @@ from einops import rearrange
 from torch import nn
 
 from gan_enhance.atomic import atomic_path
-from gan_enhance.audio import AudioReader, _wav_data_shortfall
-from gan_enhance.errors import AudioFileError
+from gan_enhance.audio import AudioReader, truncation_error
+from gan_enhance.errors import AudioFileError, CheckpointError
 
 # Streaming resampler quality (soxr's "very high quality" preset: passband to 95% of Nyquist, 175 dB).
 RESAMPLE_QUALITY = "VHQ"
@@ -269,8 +269,10 @@ class Enhancer:
         Raises
         ------
         AudioFileError
-            If the input is missing, not audio, truncated, or the output cannot be written. Nothing is
-            left under ``out_path`` then.
+            If the input is missing, not audio, truncated, holds NaN or infinite samples, or the output
+            cannot be written. Nothing is left under ``out_path`` then.
+        CheckpointError
+            If the model turns the input into NaN or infinite samples (nothing is written either).
         """
         in_path, out_path = os.fspath(in_path), os.fspath(out_path)
         with AudioReader(in_path) as reader:
@@ -288,12 +290,9 @@ class Enhancer:
 
             def check_complete() -> None:
                 tolerance = _MP3_FRAME_TOLERANCE if reader.info.format == "MP3" else 0
-                # libsndfile reads a cut-short WAV without complaint; its header tells the truth.
-                if read_total[0] < frames - tolerance or _wav_data_shortfall(in_path) > 0:
-                    raise AudioFileError(
-                        f"audio file '{in_path}' is truncated: its header promises {frames} frames but only "
-                        f"{read_total[0]} can be read; re-create it"
-                    )
+                error = truncation_error(in_path, frames - tolerance, read_total[0])
+                if error is not None:
+                    raise error
 
             out_rate = self.output_rate(rate)
             subtype = _output_subtype(out_path, reader.info.subtype)
@@ -301,6 +300,12 @@ class Enhancer:
                 bar = _progress_bar(self.progress, frames, os.path.basename(in_path))
                 done = 0
                 for block in self._pipeline(blocks(), frames, rate, channels):
+                    # The input is checked finite as it is read, so this is the model's doing.
+                    if not torch.isfinite(block).all():
+                        raise CheckpointError(
+                            f"the model produced NaN or infinite samples from '{in_path}'; the exported "
+                            "model is broken or unstable on this input"
+                        )
                     write(block)
                     new_done = min(frames, int(read_total[0]))
                     bar.update(new_done - done)

@@ -29,6 +29,7 @@ from gan_enhance.bundle import (
     write_bundle_files,
 )
 from gan_enhance.errors import CheckpointError
+from gan_enhance.train.checkpoint import load_checkpoint as load_training_checkpoint
 from gan_enhance.version import __version__
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -67,19 +68,10 @@ def find_checkpoint(run_or_checkpoint: str | os.PathLike, tag: str = "best") -> 
 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
-    """Read a training checkpoint with ``torch.load(weights_only=True)`` (plain tensors and data only)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for bad files (pickle, zip, EOF, runtime)
-        raise CheckpointError(f"'{path}' is not a readable training checkpoint ({error})") from None
-    if (
-        not isinstance(checkpoint, dict)
-        or "generator_config" not in checkpoint
-        or "generator" not in checkpoint
-    ):
-        raise CheckpointError(
-            f"'{path}' lacks 'generator' / 'generator_config'; is it a gan_enhance checkpoint?"
-        )
+    """Read and check a training checkpoint (``weights_only=True``, checksum) that records its generator."""
+    checkpoint = load_training_checkpoint(path)
+    if "generator_config" not in checkpoint:
+        raise CheckpointError(f"'{path}' lacks 'generator_config'; is it a gan_enhance checkpoint?")
     return checkpoint
 
 

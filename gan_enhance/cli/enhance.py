@@ -6,7 +6,7 @@ import os
 import sys
 
 from gan_enhance.cli._args import parser
-from gan_enhance.errors import AudioFileError, GanEnhanceError
+from gan_enhance.errors import AudioFileError, ConfigError, GanEnhanceError
 
 HELP = "enhance audio files or folders with an exported model (chunked, streaming, any rate)"
 
@@ -38,12 +38,15 @@ def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tu
     """``(input, output)`` pairs: a file maps to ``output/<name>``, a folder's files to ``output/<path in it>``.
 
     A folder's tree is mirrored directly under ``output``, so enhanced files pair with clean and degraded
-    ones by relative path (how ``gan-enhance evaluate`` matches folders).
+    ones by relative path (how ``gan-enhance evaluate`` matches folders). Every output lies inside
+    ``output``, whatever the input names (``..``, links, odd characters).
 
     Raises
     ------
     AudioFileError
         If a folder holds no audio.
+    ConfigError
+        If ``extension`` is not a plain extension such as ``flac``.
     """
     from gan_enhance.audio import AUDIO_EXTENSIONS
     from gan_enhance.data.files import find_audio_files
@@ -60,8 +63,21 @@ def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tu
             jobs.append((item, os.path.join(output, os.path.basename(item))))
     if extension:
         suffix = "." + extension.lstrip(".")
+        if not suffix[1:].isalnum():
+            raise ConfigError(f"--extension '{extension}' is not a file extension; use e.g. wav or flac")
         jobs = [(source, os.path.splitext(target)[0] + suffix) for source, target in jobs]
     return jobs
+
+
+def _check_inside(source: str, target: str, output: str) -> None:
+    """Refuse an output that is not a file inside ``output`` (e.g. from an input named ``x.wav/``).
+
+    Targets are built from names found inside the inputs, so this holds for any real file; it is checked
+    per file because a write outside --output would be a serious bug.
+    """
+    root, path = os.path.abspath(output), os.path.abspath(target)
+    if path == root or os.path.commonpath([root, path]) != root:
+        raise AudioFileError(f"'{source}': its output '{target}' is not a file inside '{output}'")
 
 
 def main(argv: list[str]) -> int:
@@ -86,6 +102,7 @@ def main(argv: list[str]) -> int:
     jobs = collect_jobs(args.inputs, args.output, args.extension)
     for source, target in jobs:
         try:
+            _check_inside(source, target, args.output)
             if os.path.abspath(target) in written:
                 raise AudioFileError(
                     f"'{source}': its output '{target}' was already written from another input"

@@ -70,11 +70,14 @@ def build_parser():
 def _named_folders(values: list[str]) -> dict[str, str]:
     import os
 
+    from gan_enhance.evaluate.systems import check_system_name
+
     folders = {}
     for value in values:
         name, sep, folder = value.partition("=")
         if not sep:
-            name, folder = os.path.basename(os.path.normpath(value)), value
+            name, folder = os.path.basename(os.path.abspath(value)), value
+        check_system_name(name, value)
         if name in folders:
             raise ConfigError(f"two enhanced folders are named '{name}'; name them with NAME=DIR")
         folders[name] = folder
@@ -92,7 +95,6 @@ def main(argv: list[str]) -> int:
     if args.task and args.enhanced:
         raise ConfigError("--enhanced folders cannot be paired with inputs degraded on the fly (--task)")
 
-    from gan_enhance.audio import audio_info
     from gan_enhance.evaluate import runner
     from gan_enhance.evaluate.metrics import DEFAULT_METRICS, check_metric_names
     from gan_enhance.evaluate.quality import build_quality_model
@@ -100,8 +102,7 @@ def main(argv: list[str]) -> int:
 
     metrics = check_metric_names([m.strip() for m in args.metrics.split(",") if m.strip()] or DEFAULT_METRICS)
     quality = [build_quality_model(spec, args.quality_module) for spec in args.quality]
-    clean_files = runner.matched_keys(args.clean, [])[0]
-    reference_rate = audio_info(next(iter(clean_files.values()))).sample_rate
+    reference_rate = _reference_rate(runner.matched_keys(args.clean, [])[0].values())
     systems = [build_system(spec, reference_rate, args.device, args.chunk_seconds) for spec in args.system]
     names = [s.name for s in systems] + list(_named_folders(args.enhanced))
     if len(set(names)) != len(names):
@@ -114,6 +115,13 @@ def main(argv: list[str]) -> int:
         )
     else:
         items = runner.folder_items(args.clean, args.degraded, _named_folders(args.enhanced))
+    failed = []
+
+    def report_error(key: str, message: str) -> None:
+        # One line per file that cannot be scored (the message names it); the other files go on.
+        failed.append(key)
+        print(f"gan-enhance evaluate: error: {message}", file=sys.stderr, flush=True)
+
     tables = runner.evaluate_items(
         items,
         systems,
@@ -125,10 +133,27 @@ def main(argv: list[str]) -> int:
         cutoff_hz=args.cutoff_hz,
         jobs=args.jobs,
         progress=lambda key: print(f"scored {key}", file=sys.stderr),
+        on_error=report_error,
     )
     print(runner.summary_text(tables))
     print(
         f"wrote {', '.join(f'{n}.csv' for n in tables)} and {runner.SUMMARY_FILE} to {args.out}",
         file=sys.stderr,
     )
+    if failed:
+        print(f"gan-enhance evaluate: {len(failed)} file(s) could not be scored", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _reference_rate(clean_paths) -> int:
+    """The rate of the first readable clean file (the ``resample`` system's default target); 0 if none
+    is readable (each unreadable file is then reported when its turn comes)."""
+    from gan_enhance.audio import audio_info
+    from gan_enhance.errors import AudioFileError
+
+    for path in clean_paths:
+        try:
+            return audio_info(path).sample_rate
+        except AudioFileError:
+            continue
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 
@@ -51,6 +52,9 @@ def build_parser():
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    # Skipped files are reported by the data layer as warnings (one line per file, naming it); without a
+    # handler they would print bare, without saying which command they come from.
+    logging.basicConfig(level=logging.WARNING, format="gan-enhance preprocess: %(levelname)s: %(message)s")
     from gan_enhance.data.datasets import DegradedDataset
     from gan_enhance.data.shards import write_shards
     from gan_enhance.data.sources import CleanSource

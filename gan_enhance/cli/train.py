@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from gan_enhance.cli._args import parser
 
@@ -54,6 +55,15 @@ def main(argv: list[str]) -> int:
     from gan_enhance.train.run import run_training
 
     result = run_training(config, resume=options.resume)
+    if result.interrupted:
+        if rank == 0:
+            print(
+                f"stopped by signal {result.interrupted} at step {result.step}; checkpoints/latest is "
+                "written; continue with --resume",
+                file=sys.stderr,
+            )
+        # 128 + signal, as a shell reports a process the signal ended: scripts see the stage unfinished.
+        return 128 + result.interrupted
     if rank == 0:
         best = "" if result.best is None else f", best {experiment.trainer.best_metric} {result.best:.4g}"
         reason = " (early stop)" if result.stopped_early else ""

@@ -5,6 +5,8 @@
   worker makes it.
 - :class:`PairedDataset`: degraded/clean folders matched by relative name (e.g. VoiceBank-DEMAND), cut at
   the same offset, each resampled to its own rate.
+- :class:`ReplaceBadItems` (training): an item whose file fails to load is replaced by another and the
+  failure reported with the batch; :class:`BadFileLog` counts them against ``Data.max_bad_share``.
 
 Indices past ``len(dataset)`` are allowed: the resumable sampler numbers the items of epoch ``e`` from
 ``e * len(dataset)``, so an on-the-fly dataset draws new excerpts every epoch while a fixed one (paired,
@@ -18,6 +20,7 @@ import math
 import os
 
 import numpy as np
+import soundfile
 import torch
 from torch.utils.data import Dataset
 
@@ -26,7 +29,7 @@ from gan_enhance.data.files import find_audio_files, relative_key
 from gan_enhance.data.sources import CleanSource, report_skipped
 from gan_enhance.data.transforms import Degradation
 from gan_enhance.data.transforms import warm_up as warm_up_degradation
-from gan_enhance.errors import AudioFileError, DataError
+from gan_enhance.errors import AudioFileError, DataError, GanEnhanceError
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +120,11 @@ class DegradedDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    @property
+    def file_count(self) -> int:
+        """Clean files the excerpts come from."""
+        return len(self.source)
+
     def __getitem__(self, index: int) -> dict:
         state = item_state(self.seed, index)
         clean = self.source.excerpt(state, self.out_length, self.out_sample_rate)
@@ -181,6 +189,10 @@ class PairedDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    @property
+    def file_count(self) -> int:
+        return len(self.pairs)
+
     def __getitem__(self, index: int) -> dict:
         degraded_path, clean_path, (degraded_info, clean_info) = self.pairs[index % len(self.pairs)]
         duration = min(degraded_info.duration, clean_info.duration)
@@ -200,3 +212,99 @@ class PairedDataset(Dataset):
         return make_item(
             fit_length(x[0].numpy(), self.in_length), fit_length(y[0].numpy(), self.out_length), index
         )
+
+
+# Errors of an item that could not be read or decoded (file changed, truncated, unreadable) during training.
+LOAD_ERRORS = (GanEnhanceError, OSError, EOFError, soundfile.LibsndfileError)
+# Replacement item of item ``i`` after ``k`` failures: ``i + k * STRIDE`` (a prime, so the candidates of
+# neighbouring items do not coincide).
+REPLACEMENT_STRIDE = 7919
+
+
+class TooManyBadFilesError(DataError):
+    """More training files failed to load than ``Data.max_bad_share`` allows."""
+
+
+class ReplaceBadItems(Dataset):
+    """Items that fail to load are replaced by other items of ``dataset``; what failed travels with the item.
+
+    Each item gains ``"bad"``: the error lines of the items tried before it, joined by newlines (``""``
+    when it loaded at once), so the training process can log and count failures that happen in data
+    workers. Replacements are deterministic (item ``i + k * 7919`` after ``k`` failures; datasets accept
+    any index, see above), so a resumed run sees the same data.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Any map-style dataset of items (dicts); its attributes stay reachable through this wrapper.
+    attempts : int
+        Items tried before giving up with a :class:`~gan_enhance.errors.DataError`.
+    """
+
+    def __init__(self, dataset: Dataset, attempts: int = 8):
+        self.dataset, self.attempts = dataset, attempts
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getattr__(self, name: str):
+        if name == "dataset":  # not set yet (unpickling): avoid recursing
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+    @property
+    def file_count(self) -> int:
+        """Files behind the items (the denominator of ``Data.max_bad_share``)."""
+        return int(getattr(self.dataset, "file_count", len(self.dataset)))
+
+    def __getitem__(self, index: int) -> dict:
+        failures = []
+        for attempt in range(self.attempts):
+            try:
+                item = self.dataset[index + attempt * REPLACEMENT_STRIDE]
+            except LOAD_ERRORS as error:
+                failures.append(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
+                continue
+            return {**item, "bad": "\n".join(failures)}
+        raise DataError(
+            f"{self.attempts} training items in a row failed to load, starting at item {index}: "
+            + " | ".join(failures)
+        )
+
+
+class BadFileLog:
+    """Training-side record of the failures :class:`ReplaceBadItems` reports in batches.
+
+    Parameters
+    ----------
+    file_count : int
+        Files of the training data.
+    max_share : float
+        Largest share of them allowed to fail; beyond it :meth:`record` raises, listing every failure.
+    """
+
+    def __init__(self, file_count: int, max_share: float):
+        self.file_count, self.max_share = max(1, file_count), max_share
+        self.failures: list[str] = []
+
+    def record(self, batch_bad: list[str]) -> list[str]:
+        """Add the ``"bad"`` entries of a batch; returns the failures not seen before.
+
+        Raises
+        ------
+        TooManyBadFilesError
+            More distinct failures than ``max_share`` of the files.
+        """
+        new = []
+        for entry in batch_bad:
+            for line in filter(None, entry.split("\n")):
+                if line not in self.failures and line not in new:
+                    new.append(line)
+        self.failures.extend(new)
+        if len(self.failures) > self.max_share * self.file_count:
+            raise TooManyBadFilesError(
+                f"{len(self.failures)} of {self.file_count} training files failed to load, more than "
+                f"Data.max_bad_share={self.max_share:g} allows; fix or remove them, or raise the share: "
+                + " | ".join(self.failures)
+            )
+        return new

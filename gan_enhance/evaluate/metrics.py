@@ -85,10 +85,16 @@ DEFAULT_METRICS = [
 
 
 def si_sdr(estimate: np.ndarray, reference: np.ndarray) -> float:
-    """Scale-invariant SDR in dB (both signals made zero-mean, the reference optimally scaled)."""
+    """Scale-invariant SDR in dB (both signals made zero-mean, the reference optimally scaled).
+
+    NaN when either signal is constant (silent, or a single sample): the scale-invariant ratio is then
+    undefined, and a number such as 0 dB would pass for a real score in the averages.
+    """
     est = np.asarray(estimate, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
     est, ref = est - est.mean(), ref - ref.mean()
+    if not np.any(est) or not np.any(ref):
+        return math.nan
     scale = np.dot(est, ref) / (np.dot(ref, ref) + SI_SDR_EPS)
     target = scale * ref
     noise = est - target
@@ -227,7 +233,7 @@ def compute_metrics(
     Returns
     -------
     dict[str, float]
-        One value per name, each the mean over channels.
+        One value per name, each the mean over the channels where it is defined (NaN if none).
     """
     check_metric_names(names)
     est = np.atleast_2d(np.asarray(estimate, dtype=np.float32))
@@ -239,5 +245,7 @@ def compute_metrics(
     scores = {}
     for name in names:
         values = [_SCORERS[name](e, r, sample_rate, cutoff_hz) for e, r in zip(est, ref)]
-        scores[name] = float(np.mean(values))
+        # A channel where the metric is undefined (NaN, e.g. a silent one) does not void the others.
+        defined = [value for value in values if not math.isnan(value)]
+        scores[name] = float(np.mean(defined)) if defined else math.nan
     return scores

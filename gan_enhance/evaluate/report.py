@@ -186,6 +186,8 @@ def spectrogram_figure(path: str, signals: list[tuple[str, np.ndarray, int]], ti
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    try:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, dpi=100, format="png")
+    finally:
+        plt.close(figure)

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gan_enhance.atomic import write_text
 from gan_enhance.audio import read_audio, resample, write_audio
-from gan_enhance.errors import DataError
+from gan_enhance.errors import DataError, GanEnhanceError
 from gan_enhance.evaluate import report
 from gan_enhance.evaluate.metrics import DEFAULT_METRICS, compute_metrics
 from gan_enhance.evaluate.spectral import estimate_cutoff
@@ -53,6 +54,14 @@ class Item:
     degraded_rate: int = 0
     # system name -> enhanced file (enhanced-folder mode)
     enhanced_paths: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    """A test file that cannot be scored: its key and the error (whose message names the file)."""
+
+    key: str
+    error: GanEnhanceError
 
 
 def _files_by_key(folder: str) -> dict[str, str]:
@@ -82,28 +91,40 @@ def matched_keys(clean_dir: str, other_dirs: list[str]) -> tuple[dict[str, str],
 
 def folder_items(
     clean_dir: str, degraded_dir: str = "", enhanced: dict[str, str] | None = None
-) -> Iterator[Item]:
-    """Items from folders: clean always, degraded and enhanced (system name -> folder) when given."""
+) -> Iterator[Item | Failure]:
+    """Items from folders: clean always, degraded and enhanced (system name -> folder) when given.
+
+    A clean or degraded file that cannot be read (or holds NaN) gives a :class:`Failure` instead.
+    """
     enhanced = enhanced or {}
     folders = ([degraded_dir] if degraded_dir else []) + list(enhanced.values())
     clean, others = matched_keys(clean_dir, folders)
     degraded = others.pop(0) if degraded_dir else {}
     for key, path in clean.items():
-        wav, rate = read_audio(path)
-        item = Item(key=key, clean=wav, clean_rate=rate)
-        if degraded:
-            item.degraded, item.degraded_rate = read_audio(degraded[key])
+        try:
+            wav, rate = read_audio(path)
+            item = Item(key=key, clean=wav, clean_rate=rate)
+            if degraded:
+                item.degraded, item.degraded_rate = read_audio(degraded[key])
+        except GanEnhanceError as error:
+            yield Failure(key, error)
+            continue
         item.enhanced_paths = {name: files[key] for name, files in zip(enhanced, others)}
         yield item
 
 
 def degraded_items(
     clean_dir: str, degrade: Callable[[torch.Tensor, int, int], tuple[torch.Tensor, int]]
-) -> Iterator[Item]:
-    """Items whose degraded signal is made from the clean file by ``degrade(wav, rate, index)``."""
+) -> Iterator[Item | Failure]:
+    """Items whose degraded signal is made from the clean file by ``degrade(wav, rate, index)``; an
+    unreadable clean file gives a :class:`Failure`."""
     clean = _files_by_key(clean_dir)
     for index, (key, path) in enumerate(clean.items()):
-        wav, rate = read_audio(path)
+        try:
+            wav, rate = read_audio(path)
+        except GanEnhanceError as error:
+            yield Failure(key, error)
+            continue
         degraded, degraded_rate = degrade(wav, rate, index)
         yield Item(key=key, clean=wav, clean_rate=rate, degraded=degraded, degraded_rate=degraded_rate)
 
@@ -142,7 +163,7 @@ def input_cutoff(item: Item) -> float:
 
 
 def evaluate_items(
-    items: Iterator[Item],
+    items: Iterator[Item | Failure],
     systems: list[System],
     out_dir: str,
     metrics: list[str] = DEFAULT_METRICS,
@@ -152,12 +173,13 @@ def evaluate_items(
     cutoff_hz: float = 0.0,
     progress: Callable[[str], None] | None = None,
     jobs: int = 1,
+    on_error: Callable[[str, str], None] | None = None,
 ) -> dict[str, list[dict]]:
     """Score every item with every system (and every enhanced folder) and write the reports.
 
     Parameters
     ----------
-    items : iterator of Item
+    items : iterator of Item or Failure
         From :func:`folder_items` or :func:`degraded_items`.
     systems : list of System
         Run on each item's degraded signal (items without one need no systems).
@@ -178,6 +200,10 @@ def evaluate_items(
     jobs : int
         Processes computing the metrics (systems and quality models run in this process, so a model
         on a GPU is loaded once). 1 computes them here.
+    on_error : callable, optional
+        Called with ``(key, message)`` for each file that cannot be scored (unreadable or NaN samples, a
+        channel count that does not match, a system failing on it or producing NaN); that file gets no
+        row, audio or figure and the others go on. Without it the first such error is raised.
 
     Returns
     -------
@@ -189,8 +215,19 @@ def evaluate_items(
     with _metric_pool(jobs) as pool:
         # (row, metrics future, quality scores), resolved in submission order so rows keep file order.
         pending: list[tuple[dict, Future, dict]] = []
-        for count, item in enumerate(items):
-            _run_item(item, count < spectrograms, systems, settings, pool, pending)
+        scored = 0
+        for item in items:
+            try:
+                if isinstance(item, Failure):
+                    raise item.error
+                outputs = _outputs(item, systems)
+            except GanEnhanceError as error:
+                if on_error is None:
+                    raise
+                on_error(item.key, str(error))
+                continue
+            _score_item(item, outputs, scored < spectrograms, systems, settings, pool, pending)
+            scored += 1
             while len(pending) > _PENDING_PER_JOB * max(jobs, 1):
                 _resolve(pending.pop(0), tables)
             if progress is not None:
@@ -225,20 +262,36 @@ class _Settings:
         return os.path.join(self.out_dir, "audio")
 
 
-def _run_item(
-    item: Item, figure: bool, systems: list[System], settings: _Settings, pool, pending: list
-) -> None:
-    """Run the systems on one item, queue its scoring (onto ``pending``), write its audio and figure."""
-    cutoff = settings.cutoff_hz or input_cutoff(item)
+def _outputs(item: Item, systems: list[System]) -> dict[str, tuple[torch.Tensor, int, torch.Tensor]]:
+    """System name -> ``(output, its rate, output aligned to the clean file)`` for one item.
+
+    Everything that can fail on a bad file happens here, before anything is queued or written, so a
+    file that fails leaves no row, audio or figure behind.
+    """
     outputs: dict[str, tuple[torch.Tensor, int]] = {}
     for system in systems:
         if item.degraded is None:
             raise DataError(f"system '{system.name}' needs a degraded input for '{item.key}'")
         outputs[system.name] = system(item.degraded, item.degraded_rate)
+        if not torch.isfinite(outputs[system.name][0]).all():
+            raise DataError(f"'{item.key}': system '{system.name}' produced NaN or infinite samples")
     for name, path in item.enhanced_paths.items():
         outputs[name] = read_audio(path)
-    for name, (wav, rate) in outputs.items():
-        estimate = _align(wav, rate, item)
+    return {name: (wav, rate, _align(wav, rate, item)) for name, (wav, rate) in outputs.items()}
+
+
+def _score_item(
+    item: Item,
+    outputs: dict[str, tuple[torch.Tensor, int, torch.Tensor]],
+    figure: bool,
+    systems: list[System],
+    settings: _Settings,
+    pool,
+    pending: list,
+) -> None:
+    """Queue one item's scoring (onto ``pending``), write its audio and figure."""
+    cutoff = settings.cutoff_hz or input_cutoff(item)
+    for name, (wav, rate, estimate) in outputs.items():
         row = {"file": item.key, "system": name, "duration_s": item.clean.shape[-1] / item.clean_rate}
         row.update({"sample_rate": float(item.clean_rate), "cutoff_hz": cutoff})
         scores = pool.submit(
@@ -255,7 +308,7 @@ def _run_item(
         write_audio(path, item.degraded, item.degraded_rate, AUDIO_SUBTYPE)
     if figure:
         panels = [("degraded", item.degraded, item.degraded_rate)] if item.degraded is not None else []
-        panels += [(name, wav, rate) for name, (wav, rate) in outputs.items()]
+        panels += [(name, wav, rate) for name, (wav, rate, _) in outputs.items()]
         panels.append(("clean", item.clean, item.clean_rate))
         path = os.path.join(settings.out_dir, "spectrograms", f"{item.key}.png")
         report.spectrogram_figure(path, [(n, w.mean(dim=0).numpy(), r) for n, w, r in panels], title=item.key)
@@ -287,12 +340,10 @@ def _metric_pool(jobs: int):
 
 def write_reports(tables: dict[str, list[dict]], out_dir: str) -> str:
     """Write ``<system>.csv`` per system and ``summary.md``; return the summary's markdown."""
-    os.makedirs(out_dir, exist_ok=True)
     for name, rows in tables.items():
         report.write_scores_csv(os.path.join(out_dir, f"{name}.csv"), rows)
     text = summary_text(tables)
-    with open(os.path.join(out_dir, SUMMARY_FILE), "w", encoding="utf-8") as handle:
-        handle.write(text)
+    write_text(os.path.join(out_dir, SUMMARY_FILE), text)
     return text
 
 

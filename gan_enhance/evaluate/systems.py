@@ -27,6 +27,8 @@ import torch
 from gan_enhance.errors import ConfigError
 
 KINDS = ("identity", "spectral-gating", "resample", "model")
+# The evaluation writes degraded inputs to ``audio/degraded/``; no system may take that name.
+RESERVED_NAME = "degraded"
 
 
 @dataclass
@@ -100,6 +102,18 @@ def _model(
     return process
 
 
+def check_system_name(name: str, spec: str) -> None:
+    """Refuse a name that is not a plain file name: names become ``<out>/<name>.csv`` and
+    ``<out>/audio/<name>/``, so a name with a path in it would write outside the output folder."""
+    if not name or name in (".", "..") or name.startswith(".") or any(sep in name for sep in "/\\"):
+        raise ConfigError(
+            f"'{spec}': the name '{name}' cannot be used for files in the output folder; name it with "
+            "NAME= using letters, digits, '-' or '_'"
+        )
+    if name == RESERVED_NAME:
+        raise ConfigError(f"'{spec}': '{RESERVED_NAME}' names the folder of degraded inputs; choose another")
+
+
 def parse_spec(spec: str) -> tuple[str, str, str]:
     """Split ``[NAME=]KIND[:ARGUMENT]`` into ``(name, kind, argument)``; the name defaults as documented."""
     name, _, body = spec.rpartition("=") if "=" in spec.split(":", 1)[0] else ("", "", spec)
@@ -115,7 +129,8 @@ def parse_spec(spec: str) -> tuple[str, str, str]:
     if kind == "resample" and argument and not argument.isdigit():
         raise ConfigError(f"system '{spec}': the resample rate must be an integer in Hz, got '{argument}'")
     if not name:
-        name = os.path.basename(os.path.normpath(argument)) if kind == "model" else kind
+        name = os.path.basename(os.path.abspath(argument)) if kind == "model" else kind
+    check_system_name(name, spec)
     return name, kind, argument
 
 

@@ -18,6 +18,7 @@ from gan_enhance.train.data import DataSettings, DataSpec, check_sources
 from gan_enhance.train.distributed import DistInfo, wrap_model
 from gan_enhance.train.ema import EMASettings, GeneratorEMA
 from gan_enhance.train.finetune import FineTuneSettings
+from gan_enhance.train.guard import spike_guard
 from gan_enhance.train.optim import OptimizerSettings, build_optimizers
 from gan_enhance.train.precision import Precision
 from gan_enhance.train.schedulers import SchedulerSettings, build_schedulers
@@ -208,6 +209,7 @@ def _check_cadence(trainer: TrainerSettings) -> None:
     for name in ("max_steps", "batch_size", "log_every", "checkpoint_every", "disc_updates", "grad_accum"):
         if getattr(trainer, name) <= 0:
             raise ConfigError(f"Trainer.{name} must be positive, got {getattr(trainer, name)}")
+    spike_guard(trainer)  # raises on bad guard settings
     if trainer.batch_size % trainer.grad_accum:
         raise ConfigError(
             f"Trainer.batch_size ({trainer.batch_size}) must be a multiple of Trainer.grad_accum ({trainer.grad_accum})"

@@ -2,20 +2,29 @@
 
 Layout (docs/internal_api.md): ``runs/<name>/checkpoints/{latest,best,<N>k}/checkpoint.pt`` holding
 ``version, step, generator, generator_ema, generator_config, discriminator, discriminator_config,
-optimizers, schedulers, scaler, rng, data, metrics, config`` plus ``trainer`` (counters, best tracker).
+optimizers, schedulers, scaler, rng, data, metrics, config`` plus ``trainer`` (counters, best tracker)
+and ``checksum``.
+
+Crash safety: every file is written to a temporary file, fsynced and renamed over its tag (a kill at any
+moment leaves the old or the new checkpoint, never a mix); before ``latest`` is replaced, the old one is
+kept as ``previous`` (a hard link, so no copy). ``checksum`` is a SHA-256 over every key, tensor and value
+of the payload, checked at load: a truncated or corrupted file is reported, and ``--resume`` falls back to
+the newest checkpoint that loads and checks (:func:`load_resumable`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gan_enhance.errors import CheckpointError, ConfigError
+from gan_enhance.atomic import atomic_path, write_bytes
+from gan_enhance.errors import CheckpointError, ConfigError, OutOfSpaceError
 from gan_enhance.train.distributed import unwrap
 from gan_enhance.train.precision import rng_state, set_rng_state
 from gan_enhance.train.state import State
@@ -23,6 +32,10 @@ from gan_enhance.version import __version__
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_DIR = "checkpoints"
+CHECKSUM_KEY = "checksum"
+# The tag that keeps the last ``latest`` while a new one is written.
+PREVIOUS_TAG = "previous"
+log = logging.getLogger("gan_enhance.train")
 
 
 def checkpoint_path(run_dir: str | Path, tag: str) -> Path:
@@ -79,27 +92,85 @@ def state_payload(
     return payload
 
 
+def payload_digest(payload: dict[str, Any]) -> str:
+    """SHA-256 of every key, tensor (dtype, shape, bytes) and plain value of ``payload`` but its checksum.
+
+    Computed on the objects, not the file, so it is the same for the payload in memory and as loaded.
+    """
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in payload.items() if key != CHECKSUM_KEY})
+    return digest.hexdigest()
+
+
+def _feed(digest, value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}".encode())
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)}".encode())
+        for element in value:
+            _feed(digest, element)
+    else:
+        digest.update(f"V{type(value).__name__}:{value!r}".encode())
+
+
 def save_checkpoint(payload: dict[str, Any], run_dir: str | Path, tags: list[str]) -> list[Path]:
-    """Write ``payload`` under each tag, each file via a temporary file and an atomic rename."""
+    """Write ``payload`` (with its checksum) under each tag, each file via a temporary file and a rename.
+
+    Raises
+    ------
+    OutOfSpaceError
+        The disk ran out: the checkpoint being written is discarded and the previous one is intact.
+    """
+    payload = {**payload, CHECKSUM_KEY: payload_digest(payload)}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
     written = []
     for tag in tags:
         path = checkpoint_path(run_dir, tag)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        if tag == "latest" and path.is_file():
+            _keep_previous(path, checkpoint_path(run_dir, PREVIOUS_TAG))
+        try:
+            write_bytes(path, data, durable=True)
+        except OutOfSpaceError as error:
+            kept = f"the previous checkpoint {path} is intact" if path.is_file() else "no checkpoint was kept"
+            raise OutOfSpaceError(
+                f"out of disk space writing the step-{payload['step']} checkpoint to {path} ({error}); "
+                f"{kept}. Free space, then continue with --resume"
+            ) from None
         written.append(path)
     return written
 
 
+def _keep_previous(latest: Path, previous: Path) -> None:
+    """Make ``previous`` the current ``latest`` (a hard link; a copy where links are not supported)."""
+    with atomic_path(previous) as temporary:
+        os.remove(temporary)
+        try:
+            os.link(latest, temporary)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(latest, temporary)
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file (or a folder holding ``checkpoint.pt``) with ``weights_only=True`` on CPU."""
+    """Load a checkpoint file (or a folder holding ``checkpoint.pt``) with ``weights_only=True`` on CPU.
+
+    Raises
+    ------
+    CheckpointError
+        Missing, unreadable, truncated, holding objects other than tensors and plain data (a file that
+        would run code when unpickled is refused before anything in it runs), not a gan_enhance
+        checkpoint, or corrupt (its checksum does not match its contents).
+    """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
@@ -107,15 +178,57 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {path}; check the run name or train without --resume")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise CheckpointError(
-            f"{path} is not a readable training checkpoint ({error}); delete it or pick another"
-        ) from None
+    except Exception as error:  # torch raises many types for bad files (pickle, zip, EOF, runtime)
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "Weights only load failed" in str(error):
+            message = (
+                "it holds objects other than tensors and plain data, which could run code when loaded, "
+                "so it was refused; load only checkpoints you trust"
+            )
+        raise CheckpointError(f"{path} is not a readable training checkpoint: {message}") from None
     if not isinstance(payload, dict) or "generator" not in payload or "step" not in payload:
         raise CheckpointError(
             f"{path} is not a gan_enhance training checkpoint (no 'generator'/'step' entries)"
         )
+    # Checkpoints written before checksums existed have none; they load as before.
+    if CHECKSUM_KEY in payload and payload[CHECKSUM_KEY] != payload_digest(payload):
+        raise CheckpointError(
+            f"{path} is corrupt: its contents do not match its checksum (disk or copy error); "
+            "use another checkpoint of the run"
+        )
     return payload
+
+
+def load_resumable(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """The newest checkpoint of a run that loads and checks: ``latest``, else ``previous``, else the others
+    (``<N>k``, ``best``), newest file first. Each one skipped is logged with the reason.
+
+    Raises
+    ------
+    CheckpointError
+        No checkpoint of the run loads; the message lists each file and why.
+    """
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    first = [checkpoint_path(run_dir, tag) for tag in ("latest", PREVIOUS_TAG)]
+    others = sorted(
+        (path for path in folder.glob(f"*/{CHECKPOINT_FILE}") if path not in first),
+        key=lambda path: path.stat().st_mtime,
+        reverse=True,
+    )
+    failures = []
+    for path in first + others:
+        if not path.is_file():
+            continue
+        try:
+            payload = load_checkpoint(path)
+        except CheckpointError as error:
+            log.warning("cannot resume from %s, trying an older checkpoint: %s", path, error)
+            failures.append(str(error))
+            continue
+        return payload, path
+    if not failures:
+        raise CheckpointError(f"no checkpoint in {folder}; train without --resume")
+    raise CheckpointError(f"no usable checkpoint in {folder}: " + " | ".join(failures))
 
 
 def restore_state(state: State, payload: dict[str, Any]) -> None:

@@ -56,6 +56,9 @@ class DataSettings:
         Page-locked batches for faster copies to the GPU.
     prefetch_factor : int
         Batches each worker prepares ahead.
+    max_bad_share : float
+        Training files that fail to load are logged, replaced by other items and counted; when more than
+        this share of the files has failed, the run stops with the list (after writing ``latest``).
     """
 
     train_sources: list[str] = field(default_factory=list)
@@ -77,6 +80,7 @@ class DataSettings:
     synthetic_sample_rate: int = 48000
     pin_memory: bool = True
     prefetch_factor: int = 4
+    max_bad_share: float = 0.01
 
 
 @dataclass
@@ -105,6 +109,10 @@ class RankShard(Dataset):
     def __len__(self) -> int:
         return len(self.dataset) // self.world_size
 
+    @property
+    def file_count(self) -> int:
+        return int(getattr(self.dataset, "file_count", len(self.dataset)))
+
     def __getitem__(self, index: int) -> dict:
         return self.dataset[index * self.world_size + self.rank]
 
@@ -129,6 +137,8 @@ def check_sources(settings: DataSettings) -> None:
 
 def build_datasets(spec: DataSpec, dist: DistInfo) -> tuple[Dataset, Dataset]:
     """The training dataset (this rank's share) and the fixed validation dataset."""
+    from gan_enhance.data.datasets import ReplaceBadItems
+
     settings = spec.settings
     _write_synthetic(settings, dist)
     val_segment = settings.val_segment_samples or settings.segment_samples
@@ -136,7 +146,7 @@ def build_datasets(spec: DataSpec, dist: DistInfo) -> tuple[Dataset, Dataset]:
     val = _dataset(spec, "val", val_segment, settings.val_items, settings.val_seed)
     if dist.distributed:
         train = RankShard(train, dist.rank, dist.world_size)
-    return train, val
+    return ReplaceBadItems(train), val
 
 
 def _dataset(spec: DataSpec, split: str, segment: int, items: int, seed: int) -> Dataset:

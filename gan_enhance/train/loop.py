@@ -6,6 +6,8 @@ Read top to bottom in :func:`fit`; each periodic job is its own function and get
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,8 +17,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gan_enhance.train.checkpoint import BestTracker, save_checkpoint, state_payload, step_tag
+from gan_enhance.data.datasets import BadFileLog, TooManyBadFilesError
+from gan_enhance.train.checkpoint import (
+    PREVIOUS_TAG,
+    BestTracker,
+    checkpoint_path,
+    load_resumable,
+    restore_state,
+    save_checkpoint,
+    state_payload,
+    step_tag,
+)
 from gan_enhance.train.distributed import barrier, mean_over_ranks, unwrap
+from gan_enhance.train.guard import SpikeGuard, scale_learning_rates
 from gan_enhance.train.state import State
 from gan_enhance.train.step import train_step
 from gan_enhance.train.validate import save_samples, validate
@@ -28,27 +41,42 @@ log = logging.getLogger("gan_enhance.train")
 class BatchStream:
     """Endless batches from a loader with a resumable position (``state_dict`` / ``load_state_dict``).
 
-    A new pass over the loader starts when one ends; the loader itself moves to its next epoch.
+    A new pass over the loader starts when one ends; the loader itself moves to its next epoch. Batches
+    of a :class:`~gan_enhance.data.datasets.ReplaceBadItems` dataset carry the load failures of their
+    items: each new one is logged and counted in ``bad_files`` (saved with the position).
     """
 
-    def __init__(self, loader: Any):
+    def __init__(self, loader: Any, bad_files: BadFileLog | None = None):
         self.loader = loader
+        self.bad_files = bad_files
         self._iterator: Iterator | None = None
 
     def __next__(self) -> dict[str, Tensor]:
         if self._iterator is None:
             self._iterator = iter(self.loader)
         try:
-            return next(self._iterator)
+            batch = next(self._iterator)
         except StopIteration:
             self._iterator = iter(self.loader)
-            return next(self._iterator)
+            batch = next(self._iterator)
+        bad = batch.pop("bad", None)
+        if bad is not None and self.bad_files is not None:
+            for failure in self.bad_files.record(list(bad)):
+                log.warning(
+                    "training item replaced: %s (%d failed so far)", failure, len(self.bad_files.failures)
+                )
+        return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return self.loader.state_dict() if hasattr(self.loader, "state_dict") else {}
+        state = self.loader.state_dict() if hasattr(self.loader, "state_dict") else {}
+        if self.bad_files is not None:
+            state["bad_files"] = list(self.bad_files.failures)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.loader.load_state_dict(state)
+        if self.bad_files is not None:
+            self.bad_files.failures = list(state.get("bad_files", []))
         self._iterator = None
 
 
@@ -74,6 +102,8 @@ class Run:
         ``logs/train`` and ``logs/val``.
     speech_quality : bool
         Add PESQ/STOI to validation.
+    spike_guard : SpikeGuard or None
+        The loss-spike guard (``Trainer.spike_factor``).
     """
 
     run_dir: Path
@@ -87,17 +117,60 @@ class Run:
     speech_quality: bool = True
     tracker: BestTracker | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
+    spike_guard: SpikeGuard | None = None
 
 
 @dataclass
 class FitResult:
-    """Where a run ended: its step, whether early stopping ended it, the best value, the final state."""
+    """Where a run ended: its step, whether early stopping ended it, the best value, the final state, and
+    the signal that stopped it (0: none)."""
 
     step: int
     stopped_early: bool
     best: float | None
     last_metrics: dict[str, float]
     state: State
+    interrupted: int = 0
+
+
+class StopSignals:
+    """SIGTERM and SIGINT (preemption, Ctrl-C) become a request that the loop honours between steps: it
+    writes ``latest`` and returns. A second signal acts at once (the previous handlers are back), which is
+    safe because every checkpoint write is atomic.
+
+    Handlers are installed only in the main thread (Python allows no other), for the ``with`` block.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.signum = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._restore()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.signum = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def received(self, state: State) -> int:
+        """The signal any rank received (0: none); every rank gets the same answer."""
+        if not state.dist.distributed:
+            return self.signum
+        flag = torch.tensor([float(self.signum)], device=state.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item())
 
 
 def fit(state: State, run: Run) -> FitResult:
@@ -109,28 +182,70 @@ def fit(state: State, run: Run) -> FitResult:
     progress = Progress(settings.max_steps, state.step, enabled=state.dist.is_main and not settings.quiet)
     profiler = ProfilerWindow(settings.profile_start, settings.profile_steps, run.run_dir, state.dist.is_main)
     stopped_early = False
-    while state.step < settings.max_steps and not stopped_early:
-        started = time.perf_counter()
-        batch = next(run.train_batches)
-        fetched = time.perf_counter()
-        metrics = train_step(state, batch)
-        averages.add(metrics, data_seconds=fetched - started, step_seconds=time.perf_counter() - fetched)
-        profiler.step(state.step)
-        step = state.step
-        if step % settings.log_every == 0 or step == settings.max_steps:
-            log_training(state, run, averages.pop(), batch["x"].shape[0], progress)
-        progress.update(step)
-        if settings.sample_every and step % settings.sample_every == 0:
-            log_samples(state, run)
-        if settings.valid_every and step % settings.valid_every == 0:
-            stopped_early = run_validation(state, run)
-        keep = settings.keep_every > 0 and step % settings.keep_every == 0
-        if step % settings.checkpoint_every == 0 or keep or step == settings.max_steps or stopped_early:
-            write_checkpoint(state, run, ["latest"] + ([step_tag(step)] if keep else []))
+    interrupted = 0
+    with StopSignals() as signals:
+        while state.step < settings.max_steps and not stopped_early:
+            stopped_early, interrupted = _one_step(state, run, signals, averages, progress, profiler)
+            if interrupted:
+                log.warning(
+                    "%s received: wrote checkpoints/latest at step %d; continue with --resume",
+                    signal.Signals(interrupted).name,
+                    state.step,
+                )
+                break
     profiler.close()
     progress.close()
     run.writers.flush()
-    return FitResult(state.step, stopped_early, run.tracker.best, run.last_metrics, state)
+    return FitResult(state.step, stopped_early, run.tracker.best, run.last_metrics, state, interrupted)
+
+
+def _one_step(
+    state: State,
+    run: Run,
+    signals: StopSignals,
+    averages: RunningMeans,
+    progress: Progress,
+    profiler: ProfilerWindow,
+) -> tuple[bool, int]:
+    """Fetch a batch, train one step and run the periodic jobs due at the new step.
+
+    Returns (early stop requested, signal received). A signal also ends a fetch that fails because the
+    same signal stopped the data workers: the checkpoint then holds the position before that batch.
+    """
+    settings = state.settings
+    started = time.perf_counter()
+    try:
+        batch = next(run.train_batches)
+    except TooManyBadFilesError:
+        write_checkpoint(state, run, ["latest"])  # the steps so far are good: keep them
+        raise
+    except Exception:
+        # Local check only: a collective here could wait forever on ranks whose fetch succeeded.
+        if not signals.signum:
+            raise
+        write_checkpoint(state, run, ["latest"])
+        return False, signals.signum
+    fetched = time.perf_counter()
+    metrics = train_step(state, batch)
+    if run.spike_guard is not None:
+        guard_spikes(state, run, metrics)
+    averages.add(metrics, data_seconds=fetched - started, step_seconds=time.perf_counter() - fetched)
+    profiler.step(state.step)
+    step = state.step
+    if step % settings.log_every == 0 or step == settings.max_steps:
+        log_training(state, run, averages.pop(), batch["x"].shape[0], progress)
+    progress.update(step)
+    if settings.sample_every and step % settings.sample_every == 0:
+        log_samples(state, run)
+    stopped_early = False
+    if settings.valid_every and step % settings.valid_every == 0:
+        stopped_early = run_validation(state, run)
+    interrupted = signals.received(state)
+    keep = settings.keep_every > 0 and step % settings.keep_every == 0
+    due = step % settings.checkpoint_every == 0 or step == settings.max_steps
+    if due or keep or stopped_early or interrupted:
+        write_checkpoint(state, run, ["latest"] + ([step_tag(step)] if keep else []))
+    return stopped_early, interrupted
 
 
 def log_training(
@@ -142,6 +257,8 @@ def log_training(
     keys = sorted(means)
     losses = dict(zip(keys, torch.stack([means[key].float() for key in keys]).tolist()))
     losses["nonfinite/skipped"] = float(state.nonfinite_total)
+    if run.train_batches.bad_files is not None:
+        losses["data/bad_files"] = float(len(run.train_batches.bad_files.failures))
     values = {**losses, **timing, **state.learning_rates()}
     seconds = timing["time/data"] + timing["time/step"]
     values["perf/samples_per_s"] = batch_size * state.dist.world_size / max(seconds, 1e-9)
@@ -202,10 +319,50 @@ def run_validation(state: State, run: Run) -> bool:
     return bool(stop[0])
 
 
+def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
+    """Feed the step's generator loss (mean over ranks) to the spike guard; act when it says so."""
+    guard, settings = run.spike_guard, state.settings
+    loss = float(mean_over_ranks({"loss": metrics["total/loss"]}, state.dist)["loss"])
+    acted = guard.observe(loss, state.adversarial)
+    metrics["spikes/total"] = torch.tensor(float(guard.spikes))
+    metrics["spikes/actions"] = torch.tensor(float(guard.actions))
+    if not acted:
+        return
+    if settings.spike_action == "restore" and any(
+        checkpoint_path(run.run_dir, tag).is_file() for tag in ("latest", PREVIOUS_TAG)
+    ):
+        step = state.step
+        payload, path = load_resumable(run.run_dir)
+        restore_state(state, payload)
+        log.warning(
+            "%d loss spikes in a row (last %.4g) at step %d: restored %s (step %d); data continues forward",
+            settings.spike_patience,
+            loss,
+            step,
+            path,
+            state.step,
+        )
+        return
+    scale_learning_rates(
+        state.optimizers_g + state.optimizers_d,
+        state.schedulers_g + state.schedulers_d,
+        settings.spike_lr_factor,
+    )
+    log.warning(
+        "%d loss spikes in a row (last %.4g) at step %d: learning rates multiplied by %g",
+        settings.spike_patience,
+        loss,
+        state.step,
+        settings.spike_lr_factor,
+    )
+
+
 def write_checkpoint(state: State, run: Run, tags: list[str]) -> None:
     """Rank 0 writes the run's checkpoint under ``tags``; the data position travels with it."""
     if state.dist.is_main:
         trainer = {"tracker": run.tracker.state_dict() if run.tracker is not None else {}}
+        if run.spike_guard is not None:
+            trainer["spike_guard"] = run.spike_guard.state_dict()
         payload = state_payload(state, run.train_batches.state_dict(), run.last_metrics, run.config, trainer)
         save_checkpoint(payload, run.run_dir, tags)
 

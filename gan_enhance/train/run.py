@@ -8,12 +8,15 @@ from typing import Any
 
 import yaml
 
+from gan_enhance.atomic import write_text
+from gan_enhance.data.datasets import BadFileLog
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.builders import build_state, read_experiment, resolved_config
-from gan_enhance.train.checkpoint import BestTracker, checkpoint_path, load_checkpoint, restore_state
+from gan_enhance.train.checkpoint import BestTracker, checkpoint_path, load_resumable, restore_state
 from gan_enhance.train.data import build_loaders
 from gan_enhance.train.distributed import init_distributed, shutdown
 from gan_enhance.train.finetune import initialise_from
+from gan_enhance.train.guard import SpikeGuard, spike_guard
 from gan_enhance.train.loop import BatchStream, FitResult, Run, fit
 from gan_enhance.train.precision import configure_backends, seed_everything
 from gan_enhance.train.writers import RunWriters
@@ -45,10 +48,20 @@ def run_training(config: dict[str, Any], resume: bool = False) -> FitResult:
         train_loader, val_loader = build_loaders(
             experiment.data, trainer.batch_size, trainer.num_workers, dist
         )
-        writers = RunWriters(run_dir, enabled=dist.is_main)
+        train_batches = BatchStream(
+            train_loader, BadFileLog(train_loader.dataset.file_count, experiment.data.settings.max_bad_share)
+        )
+        tracker = BestTracker(trainer.best_metric, trainer.best_mode, trainer.early_stop_patience)
+        guard = spike_guard(trainer)
+        last_metrics: dict[str, float] = {}
+        if resume:
+            last_metrics = _resume(state, train_batches, tracker, guard, run_dir)
+        elif experiment.finetune.checkpoint:
+            initialise_from(state, experiment.finetune)
+        writers = RunWriters(run_dir, enabled=dist.is_main, purge_step=state.step if resume else 0)
         run = Run(
             run_dir=run_dir,
-            train_batches=BatchStream(train_loader),
+            train_batches=train_batches,
             val_batches=val_loader,
             sample_batch=_sample_batch(val_loader, trainer.num_samples) if trainer.sample_every else None,
             in_sample_rate=experiment.in_sample_rate,
@@ -56,15 +69,13 @@ def run_training(config: dict[str, Any], resume: bool = False) -> FitResult:
             config=resolved_config(experiment, state),
             writers=writers,
             speech_quality=trainer.speech_metrics,
-            tracker=BestTracker(trainer.best_metric, trainer.best_mode, trainer.early_stop_patience),
+            tracker=tracker,
+            last_metrics=last_metrics,
+            spike_guard=guard,
         )
-        if resume:
-            _resume(state, run, latest)
-        elif experiment.finetune.checkpoint:
-            initialise_from(state, experiment.finetune)
         if dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(run.config, sort_keys=True))
+            write_text(run_dir / CONFIG_FILE, yaml.safe_dump(run.config, sort_keys=True))
             log.info("run folder %s (step %d of %d)", run_dir, state.step, trainer.max_steps)
         return fit(state, run)
     finally:
@@ -73,13 +84,19 @@ def run_training(config: dict[str, Any], resume: bool = False) -> FitResult:
         shutdown(dist)
 
 
-def _resume(state, run: Run, latest: Path) -> None:
-    payload = load_checkpoint(latest)
+def _resume(
+    state, batches: BatchStream, tracker: BestTracker, guard: SpikeGuard | None, run_dir: Path
+) -> dict[str, float]:
+    """Restore the newest usable checkpoint into ``state``, the data position, the best tracker and the
+    spike guard; returns the checkpoint's last validation metrics."""
+    payload, path = load_resumable(run_dir)
     restore_state(state, payload)
-    run.train_batches.load_state_dict(payload["data"])
-    run.tracker.load_state_dict(payload["trainer"]["tracker"])
-    run.last_metrics = dict(payload["metrics"])
-    log.info("resumed %s at step %d", latest, state.step)
+    batches.load_state_dict(payload["data"])
+    tracker.load_state_dict(payload["trainer"]["tracker"])
+    if guard is not None and "spike_guard" in payload["trainer"]:
+        guard.load_state_dict(payload["trainer"]["spike_guard"])
+    log.info("resumed %s at step %d", path, state.step)
+    return dict(payload["metrics"])
 
 
 def _sample_batch(loader, count: int) -> dict | None:

@@ -86,6 +86,16 @@ class TrainerSettings:
         steps after step ``profile_start`` (>= 1); ``profile_steps`` 0 turns it off.
     quiet : bool
         No progress bar: one log line per ``log_every`` steps instead (for log files).
+    spike_factor : float
+        Loss-spike guard (``gan_enhance.train.guard``): a step whose generator loss exceeds this multiple
+        of the recent median is a spike; 0 turns the guard off.
+    spike_window, spike_patience : int
+        Steps in the median; spikes in a row before acting.
+    spike_action : str
+        ``"lower_lr"`` (multiply every learning rate by ``spike_lr_factor``) or ``"restore"`` (reload the
+        newest good checkpoint's weights, optimizers and schedules).
+    spike_lr_factor : float
+        Learning-rate multiplier of ``lower_lr``.
     """
 
     max_steps: int = 250000
@@ -120,6 +130,11 @@ class TrainerSettings:
     profile_start: int = 0
     profile_steps: int = 0
     quiet: bool = False
+    spike_factor: float = 0.0
+    spike_window: int = 200
+    spike_patience: int = 3
+    spike_action: str = "lower_lr"
+    spike_lr_factor: float = 0.5
 
 
 @dataclass

@@ -27,14 +27,20 @@ class RunWriters:
         The run folder; writers go to ``run_dir/logs/train`` and ``run_dir/logs/val``.
     enabled : bool
         False on ranks other than 0.
+    purge_step : int
+        On resume, the resumed step: TensorBoard hides what an interrupted run logged at this step and
+        after (steps that are trained again), so curves do not fold back. 0: nothing hidden.
     """
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True):
+    def __init__(self, run_dir: str | Path, enabled: bool = True, purge_step: int = 0):
         self.writers = {}
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writers = {split: SummaryWriter(str(Path(run_dir) / "logs" / split)) for split in SPLITS}
+            self.writers = {
+                split: SummaryWriter(str(Path(run_dir) / "logs" / split), purge_step=purge_step or None)
+                for split in SPLITS
+            }
 
     def scalars(self, split: str, values: dict[str, float], step: int) -> None:
         writer = self.writers.get(split)

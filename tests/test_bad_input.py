@@ -1,0 +1,243 @@
+"""Bad input to the tools: the whole corpus of tests/bad_audio.py through enhance, evaluate and preprocess.
+
+Each tool gets every case in ONE batch. A bad file gets exactly one error line naming it and no output;
+every other file gets a correct output (length, rate, channels, finite values); the exit status says
+whether anything failed; nothing temporary or partial is left; nothing is written outside the output.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+from bad_audio import ERROR, OK, write_bad_corpus
+from test_bundle import tiny_generator
+
+from gan_enhance.bundle import save_bundle
+from gan_enhance.cli import main as cli
+from gan_enhance.enhance import Enhancer, resampled_length
+from gan_enhance.evaluate.report import read_scores_csv
+
+CORPUS_RATE = 16000
+# The enhancement model resamples both ways: 8 kHz in, 16 kHz out.
+MODEL_IN, MODEL_OUT = 8000, 16000
+FAST_METRICS = "si_sdr,lsd,clip_rate"
+# Above this SI-SDR (dB) an output equals its reference up to float rounding.
+IDENTICAL_DB = 60.0
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_bad_corpus(tmp_path_factory.mktemp("bad") / "corpus", CORPUS_RATE)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("model") / "tiny"
+    save_bundle(tiny_generator("unet1d", MODEL_IN, MODEL_OUT), folder)
+    return str(folder)
+
+
+def stem(entry) -> str:
+    return os.path.splitext(entry.name)[0]
+
+
+def lines_naming(lines: list[str], entry) -> list[str]:
+    return [line for line in lines if entry.path in line]
+
+
+def all_files(folder) -> list[str]:
+    return sorted(os.path.relpath(os.path.join(r, n), folder) for r, _, names in os.walk(folder) for n in names)
+
+
+def assert_one_error_line_per_bad_file(corpus, lines: list[str]) -> None:
+    for case, entry in corpus.items():
+        naming = lines_naming(lines, entry)
+        if entry.expected == ERROR:
+            assert len(naming) == 1 and "error" in naming[0], (case, naming)
+        else:
+            assert naming == [], (case, naming)
+
+
+def assert_no_hidden_files(folder) -> None:
+    assert not [path for path in all_files(folder) if any(p.startswith(".") for p in path.split(os.sep))]
+
+
+# ----------------------------------------------------------------------------------------------- enhance
+def test_enhance_processes_the_good_files_and_names_each_bad_one(corpus, model, tmp_path, capsys):
+    folder, out = os.path.dirname(corpus["good"].path), tmp_path / "out"
+    code = cli(["enhance", model, folder, "--output", str(out), "--chunk-seconds", "0.1", "--no-progress"])
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    bad = [entry for entry in corpus.values() if entry.expected == ERROR]
+    assert code == 1 and errors[-1] == f"gan-enhance enhance: {len(bad)} of {len(corpus)} files failed"
+    assert_one_error_line_per_bad_file(corpus, errors)
+    assert "NaN or infinite" in lines_naming(errors, corpus["nan"])[0]
+    assert "truncated" in lines_naming(errors, corpus["truncated_data"])[0]
+    # Outputs for the good files only, under their own (unicode) names; nothing hidden or partial.
+    good = [entry for entry in corpus.values() if entry.expected == OK]
+    assert all_files(out) == sorted(entry.name for entry in good)
+    assert sorted(captured.out.splitlines()) == sorted(str(out / entry.name) for entry in good)
+
+    enhancer = Enhancer(tiny_generator("unet1d", MODEL_IN, MODEL_OUT), chunk_seconds=0.1)
+    for entry in good:
+        data, rate = soundfile.read(out / entry.name, dtype="float32", always_2d=True)
+        frames = resampled_length(entry.frames, entry.sample_rate, MODEL_OUT)
+        assert (rate, data.shape) == (MODEL_OUT, (frames, entry.channels)), entry.name
+        assert np.isfinite(data).all()
+        # The same numbers as enhancing the decoded signal in memory (PCM outputs are clipped, quantised).
+        wav, _ = soundfile.read(entry.path, dtype="float32", always_2d=True)
+        expected, _ = enhancer.enhance_waveform(wav.T, entry.sample_rate)
+        if soundfile.info(out / entry.name).subtype != "FLOAT":
+            expected = expected.clamp(-1, 1)
+        np.testing.assert_allclose(data.T, expected.numpy(), atol=2e-4, err_msg=entry.name)
+
+
+def test_enhance_writes_only_inside_the_output_folder(model, tmp_path, capsys):
+    # Inputs spelled with '..', a link inside an input folder to a file outside it, a name made of dots,
+    # a file given with a trailing slash: every output must land inside --output or be refused.
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (tmp_path / "set" / "deep").mkdir(parents=True)
+    tone = 0.1 * np.ones((MODEL_IN // 10, 1), np.float32)
+    for path in ("set/deep/a.wav", "set/..wav", "elsewhere/linked.wav", "plain.wav"):
+        soundfile.write(tmp_path / path, tone, MODEL_IN)
+    os.symlink(outside / "linked.wav", tmp_path / "set" / "deep" / "link.wav")
+    before = set(all_files(tmp_path))
+    inputs = [str(tmp_path / "set" / "deep" / ".." / ".."), str(tmp_path / "set" / "deep" / ".." / "..wav")]
+    inputs += [str(tmp_path / "plain.wav") + os.sep]
+    code = cli(["enhance", model, *inputs, "--output", str(tmp_path / "out"), "--no-progress"])
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(errors) == 2 and "plain.wav" in errors[0]
+    created = set(all_files(tmp_path)) - before
+    assert all(path.startswith("out" + os.sep) for path in created), created
+    assert {"out/set/deep/a.wav", "out/set/deep/link.wav", "out/set/..wav", "out/..wav"} <= {
+        path.replace(os.sep, "/") for path in created
+    }
+    with pytest.raises(Exception, match="not a file extension"):
+        cli(["enhance", model, str(tmp_path / "plain.wav"), "-o", str(tmp_path / "out"), "--extension", "/../x"])
+
+
+# ---------------------------------------------------------------------------------------------- evaluate
+@pytest.fixture(scope="module")
+def references(corpus, tmp_path_factory):
+    """A clean counterpart per case: a copy of each good file (so scores against it are known), a normal
+    tone for the bad ones."""
+    folder = tmp_path_factory.mktemp("references")
+    for entry in corpus.values():
+        if entry.expected == OK:
+            shutil.copy(entry.path, folder / entry.name)
+        else:
+            shutil.copy(corpus["good"].path, folder / (stem(entry) + ".wav"))
+    return folder
+
+
+def assert_scored_rows(corpus, rows: list[dict]) -> None:
+    """One row per good file; identical signals score as identical, silent or 1-sample ones as undefined."""
+    good = {stem(entry): entry for entry in corpus.values() if entry.expected == OK}
+    assert sorted(row["file"] for row in rows) == sorted(good)
+    for row in rows:
+        if row["file"] in ("silent", "one_sample"):
+            assert math.isnan(row["si_sdr"]), row
+        else:
+            assert row["si_sdr"] > IDENTICAL_DB, row
+        assert row["sample_rate"] == good[row["file"]].sample_rate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", ["degraded", "enhanced", "clean"])
+def test_evaluate_scores_the_good_files_and_names_each_bad_one(corpus, references, model, role, tmp_path, capsys):
+    folder, out = os.path.dirname(corpus["good"].path), tmp_path / "results"
+    common = ["--metrics", FAST_METRICS, "--out", str(out), "--spectrograms", "20"]
+    if role == "degraded":
+        systems = ["--system", "identity", "--system", f"tiny=model:{model}"]
+        code = cli(["evaluate", "--clean", str(references), "--degraded", folder, *systems, *common])
+    elif role == "enhanced":
+        code = cli(["evaluate", "--clean", str(references), "--enhanced", f"identity={folder}", *common])
+    else:
+        code = cli(["evaluate", "--clean", folder, "--enhanced", f"identity={references}", *common])
+    errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("scored ")]
+    bad = [entry for entry in corpus.values() if entry.expected == ERROR]
+    assert code == 1 and errors[-1] == f"gan-enhance evaluate: {len(bad)} file(s) could not be scored"
+    assert_one_error_line_per_bad_file(corpus, errors)
+    assert_scored_rows(corpus, read_scores_csv(str(out / "identity.csv")))
+    good = [entry for entry in corpus.values() if entry.expected == OK]
+    expected_files = [f"spectrograms/{stem(entry)}.png" for entry in good]
+    expected_files += ["identity.csv", "summary.md"]
+    if role == "degraded":
+        expected_files += [f"audio/{system}/{stem(e)}.wav" for system in ("degraded", "identity", "tiny") for e in good]
+        expected_files += ["tiny.csv"]
+        assert len(read_scores_csv(str(out / "tiny.csv"))) == len(good)
+        for entry in good:
+            data, rate = soundfile.read(out / "audio" / "tiny" / f"{stem(entry)}.wav", always_2d=True)
+            frames = resampled_length(entry.frames, entry.sample_rate, MODEL_OUT)
+            assert (rate, data.shape) == (MODEL_OUT, (frames, entry.channels)) and np.isfinite(data).all()
+            info = soundfile.info(out / "audio" / "identity" / f"{stem(entry)}.wav")
+            assert (info.samplerate, info.frames, info.channels) == (entry.sample_rate, entry.frames, entry.channels)
+    # Nothing for the bad files, nothing hidden or partial.
+    assert all_files(out) == sorted(path.replace("/", os.sep) for path in expected_files)
+
+
+def test_evaluate_names_never_lead_outside_the_output_folder(corpus, references, tmp_path, capsys):
+    args = ["--clean", str(references), "--degraded", str(references), "--out", str(tmp_path / "out")]
+    for spec in ("../../escape=identity", "a/b=identity", "..=identity", "degraded=identity", "model:.."):
+        assert cli(["evaluate", *args, "--system", spec]) == 1
+        assert "cannot be used" in capsys.readouterr().err or "choose another" in capsys.readouterr().err
+    assert cli(["evaluate", *args[:2], "--enhanced", f"../up={references}", *args[4:]]) == 1
+    assert "cannot be used" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
+    assert not os.path.exists(tmp_path.parent / "escape.csv")
+
+
+# -------------------------------------------------------------------------------------------- preprocess
+def run_preprocess(corpus, out, caplog, capsys) -> tuple[int, list[str], str]:
+    folder = os.path.dirname(corpus["good"].path)
+    code = cli(
+        ["preprocess", "--clean", folder, "--task", "denoise", "--output", str(out), "--items", "40",
+         "--segment-seconds", "0.05", "--items-per-shard", "16", "--seed", "1", "--dtype", "float32"]
+    )  # fmt: skip
+    captured = capsys.readouterr()
+    return code, captured.err.splitlines() + "\n".join(caplog.messages).splitlines(), captured.out
+
+
+def test_preprocess_skips_each_unreadable_file_with_one_line(corpus, tmp_path, caplog, capsys):
+    from gan_enhance.data.shards import read_index
+
+    code, lines, _ = run_preprocess(corpus, tmp_path / "shards", caplog, capsys)
+    # A training set is complete when the requested pairs are written from the usable files: skipping a
+    # few broken files of a large corpus (listed, one line each) is not a failure of the command.
+    assert code == 0
+    unreadable = ("empty", "zero_samples", "truncated_header", "text")
+    for case in unreadable + ("one_sample",):  # 1 sample is shorter than a segment: skipped by design
+        naming = lines_naming(lines, corpus[case])
+        assert len(naming) == 1, (case, naming)
+    assert "shorter than" in lines_naming(lines, corpus["one_sample"])[0]
+    index = read_index(str(tmp_path / "shards"))
+    assert index["items"] == 40 and index["out_length"] == 800
+    assert sorted(os.listdir(tmp_path / "shards")) == ["index.json"] + sorted(
+        f"{shard['name']}-{part}.npy" for shard in index["shards"] for part in "xy"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs the gan_enhance/data/sources.py fix (check_finite in CleanSource.read, truncation_error "
+    "in _check_file): NaN/Inf samples reach the shards and a cut WAV is used",
+)
+def test_preprocess_never_writes_nan_and_refuses_truncated_files(corpus, tmp_path, caplog, capsys):
+    from gan_enhance.data.shards import ShardDataset
+
+    code, lines, _ = run_preprocess(corpus, tmp_path / "shards", caplog, capsys)
+    assert code == 0
+    assert len(lines_naming(lines, corpus["truncated_data"])) == 1
+    for case in ("nan", "inf"):  # found when an excerpt of them is drawn; reported once
+        assert len(lines_naming(lines, corpus[case])) <= 1
+    dataset = ShardDataset(str(tmp_path / "shards"))
+    for index in range(len(dataset)):
+        for value in dataset[index].values():
+            if hasattr(value, "is_floating_point") and value.is_floating_point():
+                assert value.isfinite().all()
