@@ -311,15 +311,14 @@ class AudioReader:
     """Random access and block-wise reading of one file without loading it whole.
 
     Use as a context manager; ``read(start, frames)`` returns ``(C, frames)`` float32 (shorter at the
-    end of the file). A WAV cut short is refused on opening; a file whose other blocks hold NaN or
-    infinite samples raises :class:`~gan_enhance.errors.AudioFileError` from the ``read`` that meets them.
+    end of the file). A block holding NaN or infinite samples raises
+    :class:`~gan_enhance.errors.AudioFileError`; a WAV cut short reads what is there (see
+    :func:`truncation_error` to check it).
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self.info = audio_info(self.path)
-        if _wav_data_shortfall(self.path) > 0:
-            raise truncation_error(self.path, self.info.frames, self.info.frames)
         try:
             self._file = soundfile.SoundFile(self.path)
         except (soundfile.LibsndfileError, RuntimeError) as error:

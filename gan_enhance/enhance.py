@@ -297,6 +297,10 @@ class Enhancer:
             out_rate = self.output_rate(rate)
             subtype = _output_subtype(out_path, reader.info.subtype)
             with _atomic_writer(out_path, out_rate, channels, subtype) as write:
+                # A cut-short WAV shows in its header: refuse it before enhancing anything.
+                error = truncation_error(in_path, frames, frames)
+                if error is not None:
+                    raise error
                 bar = _progress_bar(self.progress, frames, os.path.basename(in_path))
                 done = 0
                 for block in self._pipeline(blocks(), frames, rate, channels):

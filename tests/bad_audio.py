@@ -56,7 +56,9 @@ class CorpusEntry:
         return os.path.basename(self.path)
 
 
-def _tone(frames: int, sample_rate: int, channels: int = 1, amplitude: float = 0.3, seed: int = 0) -> np.ndarray:
+def _tone(
+    frames: int, sample_rate: int, channels: int = 1, amplitude: float = 0.3, seed: int = 0
+) -> np.ndarray:
     """``(T, C)`` float32: a 220 Hz tone plus a little noise, different per channel."""
     rng = np.random.default_rng(seed)
     t = np.arange(frames) / sample_rate

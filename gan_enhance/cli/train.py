@@ -35,6 +35,7 @@ def main(argv: list[str]) -> int:
 
     from gan_enhance.train.builders import read_experiment
     from gan_enhance.train.config import load_config, parse_overrides
+    from gan_enhance.train.data import check_data_paths
 
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
@@ -49,6 +50,7 @@ def main(argv: list[str]) -> int:
         return 0
     experiment = read_experiment(config)
     if options.check:
+        check_data_paths(experiment.data.settings)
         print(f"{options.config}: config OK (generator {experiment.generator}, run {experiment.name})")
         return 0
 

@@ -131,7 +131,10 @@ class DegradedDataset(Dataset):
         degraded = self.degradation(clean, self.out_sample_rate, state)
         if self.in_sample_rate != self.out_sample_rate:
             degraded = resample(torch.from_numpy(degraded), self.out_sample_rate, self.in_sample_rate).numpy()
-        return make_item(fit_length(degraded, self.in_length), clean, index)
+        item = make_item(fit_length(degraded, self.in_length), clean, index)
+        # Files the source met broken and avoided, for the training-side count (ReplaceBadItems).
+        failures = self.source.take_failures()
+        return {**item, "bad": "\n".join(failures)} if failures else item
 
 
 class PairedDataset(Dataset):
@@ -229,7 +232,8 @@ class ReplaceBadItems(Dataset):
     """Items that fail to load are replaced by other items of ``dataset``; what failed travels with the item.
 
     Each item gains ``"bad"``: the error lines of the items tried before it, joined by newlines (``""``
-    when it loaded at once), so the training process can log and count failures that happen in data
+    when it loaded at once), plus any the dataset reported itself (a :class:`DegradedDataset` whose source
+    skipped a broken file), so the training process can log and count failures that happen in data
     workers. Replacements are deterministic (item ``i + k * 7919`` after ``k`` failures; datasets accept
     any index, see above), so a resumed run sees the same data.
 
@@ -265,7 +269,7 @@ class ReplaceBadItems(Dataset):
             except LOAD_ERRORS as error:
                 failures.append(str(error).strip().splitlines()[0] if str(error).strip() else repr(error))
                 continue
-            return {**item, "bad": "\n".join(failures)}
+            return {**item, "bad": "\n".join(failures + [item.get("bad", "")]).strip("\n")}
         raise DataError(
             f"{self.attempts} training items in a row failed to load, starting at item {index}: "
             + " | ".join(failures)

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile
 
 from gan_enhance.atomic import atomic_path
-from gan_enhance.audio import audio_info, resample
+from gan_enhance.audio import audio_info, check_finite, resample, truncation_error
 from gan_enhance.data.files import find_audio_files
 from gan_enhance.data.transforms import rms_db
 from gan_enhance.errors import AudioFileError, DataError
@@ -94,6 +94,10 @@ def _check_file(candidate: tuple[str, float]) -> tuple[str, float, int, str]:
         return (path, duration, 0, "") if os.path.exists(path) else (path, duration, 0, "does not exist")
     try:
         info = audio_info(path)
+        # A WAV cut short is found from its header alone (libsndfile would read the part that is there).
+        truncated = truncation_error(path, info.frames, info.frames)
+        if truncated is not None:
+            raise truncated
     except AudioFileError as error:
         return path, -1.0, 0, str(error)
     return path, info.duration, info.sample_rate, ""
@@ -220,6 +224,7 @@ class CleanSource:
         self.target_level_db = target_level_db
         self.max_peak = max_peak
         self._bad: set[str] = set()
+        self._new_failures: list[str] = []
 
     def __len__(self) -> int:
         return sum(len(entries) for entries in self.entries)
@@ -238,10 +243,13 @@ class CleanSource:
         try:
             with soundfile.SoundFile(entry.path) as handle:
                 native = handle.samplerate
-                handle.seek(int(start_seconds * native))
+                start = int(start_seconds * native)
+                handle.seek(start)
                 data = handle.read(int(np.ceil(seconds * native)), dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError) as error:
             raise AudioFileError(f"cannot read '{entry.path}': {error}") from None
+        # NaN or infinite samples (float files only) would poison every pair made from them.
+        check_finite(entry.path, data, start, native)
         wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if native != sample_rate:
             import torch
@@ -270,6 +278,7 @@ class CleanSource:
                 wav = self.read(entry, start, seconds, sample_rate)
             except AudioFileError as error:
                 self._bad.add(entry.path)
+                self._new_failures.append(str(error))
                 logger.warning("skipping unreadable file (reported once): %s", error)
                 continue
             reads += 1
@@ -281,6 +290,11 @@ class CleanSource:
         if best is None:
             raise DataError(f"could not read any audio from {self.sources}; see the warnings above")
         return self.normalize(best, sample_rate)
+
+    def take_failures(self) -> list[str]:
+        """Errors of the files found unreadable since the last call (each file once per process)."""
+        failures, self._new_failures = self._new_failures, []
+        return failures
 
     def normalize(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
         if self.target_level_db:

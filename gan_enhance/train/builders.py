@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -120,7 +121,7 @@ def read_experiment(config: dict[str, Any]) -> Experiment:
     data_settings = reader.settings(DataSettings, "Data")
     check_sources(data_settings)
     experiment = Experiment(
-        name=reader.top("name", "run", str),
+        name=_run_name(reader.top("name", "run", str)),
         runs_dir=reader.top("runs_dir", "runs", str),
         in_sample_rate=in_rate,
         out_sample_rate=out_rate,
@@ -203,6 +204,16 @@ def _lambdas(values: dict[str, Any], adversarial: bool) -> dict[str, float]:
             "lambdas gives no reconstruction loss a positive weight and no discriminator is set"
         )
     return lambdas
+
+
+def _run_name(name: str) -> str:
+    """A run name is one folder under ``runs_dir``: no separators, no ``..``, so nothing lands elsewhere."""
+    if not name or name in (".", "..") or "/" in name or os.sep in name or (os.altsep and os.altsep in name):
+        raise ConfigError(
+            f"name {name!r} must be a plain folder name (no '/', not '.' or '..'); "
+            "choose where runs go with runs_dir"
+        )
+    return name
 
 
 def _check_cadence(trainer: TrainerSettings) -> None:

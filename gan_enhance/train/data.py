@@ -135,6 +135,20 @@ def check_sources(settings: DataSettings) -> None:
             raise ConfigError(f"Data.{split}_paired must be [degraded_dir, clean_dir], got {paired}")
 
 
+def check_data_paths(settings: DataSettings) -> None:
+    """Every data path given exists, named with its key (source folders ``Data.synthetic_files`` will fill
+    are exempt). Run before training and by ``train --check``; not part of reading a config, so overlays
+    with placeholder paths can be checked and merged anywhere."""
+    keys = ["train_paired", "val_paired", "train_shards", "val_shards", "noise_dirs", "rir_dirs"]
+    if settings.synthetic_files <= 0:
+        keys += ["train_sources", "val_sources"]
+    for key in keys:
+        value = getattr(settings, key)
+        for path in [value] if isinstance(value, str) else value:
+            if path and not os.path.exists(path):
+                raise ConfigError(f"Data.{key}: '{path}' does not exist; fix the path or the config")
+
+
 def build_datasets(spec: DataSpec, dist: DistInfo) -> tuple[Dataset, Dataset]:
     """The training dataset (this rank's share) and the fixed validation dataset."""
     from gan_enhance.data.datasets import ReplaceBadItems

@@ -13,7 +13,7 @@ from gan_enhance.data.datasets import BadFileLog
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.builders import build_state, read_experiment, resolved_config
 from gan_enhance.train.checkpoint import BestTracker, checkpoint_path, load_resumable, restore_state
-from gan_enhance.train.data import build_loaders
+from gan_enhance.train.data import build_loaders, check_data_paths
 from gan_enhance.train.distributed import init_distributed, shutdown
 from gan_enhance.train.finetune import initialise_from
 from gan_enhance.train.guard import SpikeGuard, spike_guard
@@ -32,6 +32,7 @@ def run_training(config: dict[str, Any], resume: bool = False) -> FitResult:
     process calls this; rank 0 alone writes the run folder.
     """
     experiment = read_experiment(config)
+    check_data_paths(experiment.data.settings)
     trainer = experiment.trainer
     run_dir = Path(experiment.runs_dir) / experiment.name
     latest = checkpoint_path(run_dir, "latest")
