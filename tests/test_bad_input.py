@@ -254,3 +254,42 @@ def test_preprocess_never_writes_nan_and_refuses_truncated_files(corpus, tmp_pat
         for value in dataset[index].values():
             if hasattr(value, "is_floating_point") and value.is_floating_point():
                 assert value.isfinite().all()
+
+
+def _items(dataset, count: int) -> tuple[list[dict], list[str]]:
+    """``count`` items through the training wrapper, and the failures they reported."""
+    from gan_enhance.data.datasets import ReplaceBadItems
+
+    wrapped = ReplaceBadItems(dataset)
+    items = [wrapped[index] for index in range(count)]
+    return items, [line for item in items for line in item["bad"].split("\n") if line]
+
+
+def test_training_datasets_skip_or_replace_every_bad_file_and_name_it(corpus, caplog):
+    from gan_enhance.data import CleanSource, DegradedDataset, PairedDataset, build_task
+
+    folder = os.path.dirname(corpus["good"].path)
+    source = CleanSource([folder], min_duration=0.05)
+    # Files that cannot be indexed are skipped with one warning line naming each; the rest are used.
+    warned = "\n".join(caplog.messages)
+    indexed = {os.path.basename(entry.path) for entries in source.entries for entry in entries}
+    for case, entry in corpus.items():
+        if entry.expected == ERROR and case not in ("nan", "inf"):  # NaN shows only when samples are read
+            assert entry.name not in indexed and len(lines_naming(warned.splitlines(), entry)) == 1, case
+        elif entry.frames >= 0.05 * entry.sample_rate:
+            assert entry.name in indexed, case
+    task = build_task("denoise", in_sample_rate=MODEL_IN, out_sample_rate=MODEL_OUT)
+    degraded = DegradedDataset(source, task.degradation, MODEL_IN, MODEL_OUT, segment_samples=800, length=60)
+    paired = PairedDataset(folder, folder, MODEL_IN, MODEL_OUT, segment_samples=800)
+    for dataset in (degraded, paired):
+        items, failures = _items(dataset, 60 if dataset is degraded else len(dataset))
+        for item in items:
+            assert item["x"].shape == (1, 400) and item["y"].shape == (1, 800)
+            assert item["x"].isfinite().all() and item["y"].isfinite().all()
+        # NaN/Inf (and, for pairs, truncated) files are found when the samples read hold the damage: the
+        # item is replaced and the failure names the file. Excerpts that miss the damage are valid audio.
+        bad_names = [entry.path for entry in corpus.values() if entry.expected == ERROR]
+        for line in failures:
+            assert any(path in line for path in bad_names), line
+        if dataset is paired:  # pairs are indexed from headers; the cut-short file is found when read
+            assert any(corpus["truncated_data"].path in line for line in failures), failures
