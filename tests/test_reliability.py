@@ -303,26 +303,28 @@ def test_training_files_that_break_are_replaced_logged_counted_and_capped(corpus
         run_training(config(corpus, tmp_path, "strict", **settings, **{"Data.max_bad_share": 0.1}))
 
 
-def test_loss_spike_guard_lowers_the_learning_rate_after_repeated_spikes(corpus, tmp_path, monkeypatch):
+def spiking(monkeypatch, spikes_at):
+    """Make the generator loss 100x its level at the steps ``spikes_at(step)`` picks (after the update)."""
     from gan_enhance.train import loop
 
     real_step = loop.train_step
 
     def spiking_step(state, batch):
         metrics = real_step(state, batch)
-        if state.step >= 5:  # from step 5 on the loss is 100x its level: every step is a spike
+        if spikes_at(state.step):
             metrics["total/loss"] = metrics["total/loss"] * 100
         return metrics
 
     monkeypatch.setattr(loop, "train_step", spiking_step)
-    guard = {
-        "Trainer.spike_factor": 5.0,
-        "Trainer.spike_window": 8,
-        "Trainer.spike_patience": 2,
-        "Trainer.spike_lr_factor": 0.5,
-        "Trainer.adversarial_start": 100,
-        "Trainer.max_steps": 7,
-    }
+
+
+# The regression phase only (one loss scale), a short history, every step checkpointed.
+GUARD = {"Trainer.spike_factor": 5.0, "Trainer.spike_window": 8, "Trainer.adversarial_start": 100}
+
+
+def test_loss_spike_guard_lowers_the_learning_rate_after_repeated_spikes(corpus, tmp_path, monkeypatch):
+    spiking(monkeypatch, lambda step: step >= 5)
+    guard = {**GUARD, "Trainer.spike_patience": 2, "Trainer.spike_lr_factor": 0.5, "Trainer.max_steps": 7}
     result = run_training(config(corpus, tmp_path, "guarded", **guard))
     base = run_training(config(corpus, tmp_path, "unguarded", **{**guard, "Trainer.spike_factor": 0.0}))
     rates = result.state.learning_rates()
@@ -335,29 +337,23 @@ def test_loss_spike_guard_lowers_the_learning_rate_after_repeated_spikes(corpus,
 
 
 def test_loss_spike_guard_can_restore_the_last_good_checkpoint(corpus, tmp_path, monkeypatch, caplog):
-    from gan_enhance.train import loop
-
-    real_step = loop.train_step
-
-    def spiking_step(state, batch):
-        metrics = real_step(state, batch)
-        if state.step == 6:
-            metrics["total/loss"] = metrics["total/loss"] * 100
-        return metrics
-
-    monkeypatch.setattr(loop, "train_step", spiking_step)
-    guard = {
-        "Trainer.spike_factor": 5.0,
-        "Trainer.spike_window": 8,
-        "Trainer.spike_patience": 1,
-        "Trainer.spike_action": "restore",
-        "Trainer.adversarial_start": 100,
-        "Trainer.max_steps": 7,
-    }
+    seen = []
+    spiking(monkeypatch, lambda step: step == 6 and not seen and not seen.append(step))  # once
+    guard = {**GUARD, "Trainer.spike_patience": 1, "Trainer.spike_action": "restore", "Trainer.max_steps": 7}
     caplog.set_level(logging.INFO, logger="gan_enhance.train")
     result = run_training(config(corpus, tmp_path, "restored", **guard))
     assert result.step == 7
-    assert any("restored" in r.message and "(step 5)" in r.message for r in caplog.records)
+    restores = [r.message for r in caplog.records if "loss spikes in a row" in r.message]
+    assert len(restores) == 1 and "at step 6" in restores[0] and "(step 5)" in restores[0]
+
+
+def test_loss_spike_guard_stops_a_run_that_keeps_spiking(corpus, tmp_path, monkeypatch):
+    from gan_enhance.train.guard import LossSpikeError
+
+    spiking(monkeypatch, lambda step: step >= 5)
+    guard = {**GUARD, "Trainer.spike_patience": 1, "Trainer.spike_action": "restore", "Trainer.max_steps": 9}
+    with pytest.raises(LossSpikeError, match="after 2 corrections"):
+        run_training(config(corpus, tmp_path, "diverging", **guard, **{"Trainer.spike_max_actions": 2}))
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,8 @@ last ``Trainer.spike_window`` non-spike steps. After ``Trainer.spike_patience`` 
 acts (``Trainer.spike_action``): ``lower_lr`` multiplies every learning rate by
 ``Trainer.spike_lr_factor`` (saved with the schedules, so a resumed run keeps it); ``restore`` reloads the
 newest good checkpoint's weights, optimizers and schedules and keeps reading new data from where it is.
-The history restarts when the adversarial phase starts, since the loss changes scale there.
+The history restarts when the adversarial phase starts, since the loss changes scale there. After
+``Trainer.spike_max_actions`` actions the run stops with :class:`LossSpikeError`: it keeps diverging.
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ import statistics
 from collections import deque
 from typing import Any
 
-from gan_enhance.errors import ConfigError
+from gan_enhance.errors import ConfigError, GanEnhanceError
 
 ACTIONS = ("lower_lr", "restore")
+
+
+class LossSpikeError(GanEnhanceError, RuntimeError):
+    """The loss kept spiking after ``Trainer.spike_max_actions`` corrections: the run diverges."""
 
 
 class SpikeGuard:
@@ -91,6 +96,8 @@ def spike_guard(settings: Any) -> SpikeGuard | None:
         raise ConfigError(
             f"Trainer.spike_action is {settings.spike_action!r}; use one of {', '.join(ACTIONS)}"
         )
+    if settings.spike_max_actions < 1:
+        raise ConfigError(f"Trainer.spike_max_actions must be >= 1, got {settings.spike_max_actions}")
     if not 0 < settings.spike_lr_factor < 1:
         raise ConfigError(f"Trainer.spike_lr_factor must be in (0, 1), got {settings.spike_lr_factor}")
     return SpikeGuard(settings.spike_factor, settings.spike_window, settings.spike_patience)

@@ -29,7 +29,7 @@ from gan_enhance.train.checkpoint import (
     step_tag,
 )
 from gan_enhance.train.distributed import barrier, mean_over_ranks, unwrap
-from gan_enhance.train.guard import SpikeGuard, scale_learning_rates
+from gan_enhance.train.guard import LossSpikeError, SpikeGuard, scale_learning_rates
 from gan_enhance.train.state import State
 from gan_enhance.train.step import train_step
 from gan_enhance.train.validate import save_samples, validate
@@ -328,6 +328,12 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
     metrics["spikes/actions"] = torch.tensor(float(guard.actions))
     if not acted:
         return
+    if guard.actions > settings.spike_max_actions:
+        raise LossSpikeError(
+            f"the generator loss spiked {settings.spike_patience} steps in a row again at step {state.step} "
+            f"(loss {loss:.4g}) after {settings.spike_max_actions} corrections; the run diverges: lower "
+            "the learning rate, clip gradients harder or check the data (checkpoints/latest is the last good state)"
+        )
     if settings.spike_action == "restore" and any(
         checkpoint_path(run.run_dir, tag).is_file() for tag in ("latest", PREVIOUS_TAG)
     ):

@@ -96,6 +96,8 @@ class TrainerSettings:
         newest good checkpoint's weights, optimizers and schedules).
     spike_lr_factor : float
         Learning-rate multiplier of ``lower_lr``.
+    spike_max_actions : int
+        Corrections allowed in a run; one more stops it (it keeps diverging).
     """
 
     max_steps: int = 250000
@@ -135,6 +137,7 @@ class TrainerSettings:
     spike_patience: int = 3
     spike_action: str = "lower_lr"
     spike_lr_factor: float = 0.5
+    spike_max_actions: int = 10
 
 
 @dataclass
