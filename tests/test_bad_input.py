@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile
-from bad_audio import ERROR, OK, write_bad_corpus
+from bad_audio import ERROR, OK, SECONDS, write_bad_corpus
 from test_bundle import tiny_generator
 
 from gan_enhance.bundle import save_bundle
@@ -293,3 +293,21 @@ def test_training_datasets_skip_or_replace_every_bad_file_and_name_it(corpus, ca
             assert any(path in line for path in bad_names), line
         if dataset is paired:  # pairs are indexed from headers; the cut-short file is found when read
             assert any(corpus["truncated_data"].path in line for line in failures), failures
+
+
+def test_a_file_that_breaks_after_indexing_is_reported_once_and_batches_still_collate(corpus, tmp_path):
+    from torch.utils.data import DataLoader
+
+    from gan_enhance.data import CleanSource, DegradedDataset, build_task
+
+    broken = tmp_path / "later broken.wav"
+    broken.write_text("overwritten after the manifest was made")
+    manifest = tmp_path / "list.csv"  # durations given: indexing opens no file
+    manifest.write_text(f"path,duration\n{broken},1.0\n{corpus['good'].path},{SECONDS}\n")
+    source = CleanSource([str(manifest)], min_duration=0.05)
+    task = build_task("denoise", in_sample_rate=MODEL_IN, out_sample_rate=MODEL_OUT)
+    dataset = DegradedDataset(source, task.degradation, MODEL_IN, MODEL_OUT, segment_samples=800, length=16)
+    batches = list(DataLoader(dataset, batch_size=4))
+    reports = [line for batch in batches for entry in batch["bad"] for line in entry.split("\n") if line]
+    assert len(batches) == 4 and all(len(batch["bad"]) == 4 for batch in batches)
+    assert len(reports) == 1 and str(broken) in reports[0]

@@ -132,9 +132,9 @@ class DegradedDataset(Dataset):
         if self.in_sample_rate != self.out_sample_rate:
             degraded = resample(torch.from_numpy(degraded), self.out_sample_rate, self.in_sample_rate).numpy()
         item = make_item(fit_length(degraded, self.in_length), clean, index)
-        # Files the source met broken and avoided, for the training-side count (ReplaceBadItems).
-        failures = self.source.take_failures()
-        return {**item, "bad": "\n".join(failures)} if failures else item
+        # Files the source met broken and avoided, for the training-side count (ReplaceBadItems). Every
+        # item has the key, so batches of items with and without failures collate alike.
+        return {**item, "bad": "\n".join(self.source.take_failures())}
 
 
 class PairedDataset(Dataset):
