@@ -240,7 +240,7 @@ class ReplaceBadItems(Dataset):
     Parameters
     ----------
     dataset : Dataset
-        Any map-style dataset of items (dicts); its attributes stay reachable through this wrapper.
+        Any map-style dataset of items (dicts) that accepts any index.
     attempts : int
         Items tried before giving up with a :class:`~gan_enhance.errors.DataError`.
     """
@@ -250,11 +250,6 @@ class ReplaceBadItems(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)
-
-    def __getattr__(self, name: str):
-        if name == "dataset":  # not set yet (unpickling): avoid recursing
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
 
     @property
     def file_count(self) -> int:

@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -156,8 +157,6 @@ def _keep_previous(latest: Path, previous: Path) -> None:
         try:
             os.link(latest, temporary)
         except OSError:
-            import shutil
-
             shutil.copyfile(latest, temporary)
 
 

@@ -5,7 +5,8 @@ ones. A step is a spike when its generator loss exceeds ``Trainer.spike_factor``
 last ``Trainer.spike_window`` non-spike steps. After ``Trainer.spike_patience`` spikes in a row the loop
 acts (``Trainer.spike_action``): ``lower_lr`` multiplies every learning rate by
 ``Trainer.spike_lr_factor`` (saved with the schedules, so a resumed run keeps it); ``restore`` reloads the
-newest good checkpoint's weights, optimizers and schedules and keeps reading new data from where it is.
+newest good checkpoint's weights, optimizers and schedules and keeps reading new data from where it is
+(before the first checkpoint it lowers the learning rates instead).
 The history restarts when the adversarial phase starts, since the loss changes scale there. After
 ``Trainer.spike_max_actions`` actions the run stops with :class:`LossSpikeError`: it keeps diverging.
 """

@@ -18,10 +18,9 @@ import torch
 from torch import Tensor
 
 from gan_enhance.data.datasets import BadFileLog, TooManyBadFilesError
+from gan_enhance.errors import CheckpointError
 from gan_enhance.train.checkpoint import (
-    PREVIOUS_TAG,
     BestTracker,
-    checkpoint_path,
     load_resumable,
     restore_state,
     save_checkpoint,
@@ -334,21 +333,23 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
             f"(loss {loss:.4g}) after {settings.spike_max_actions} corrections; the run diverges: lower "
             "the learning rate, clip gradients harder or check the data (checkpoints/latest is the last good state)"
         )
-    if settings.spike_action == "restore" and any(
-        checkpoint_path(run.run_dir, tag).is_file() for tag in ("latest", PREVIOUS_TAG)
-    ):
-        step = state.step
-        payload, path = load_resumable(run.run_dir)
-        restore_state(state, payload)
-        log.warning(
-            "%d loss spikes in a row (last %.4g) at step %d: restored %s (step %d); data continues forward",
-            settings.spike_patience,
-            loss,
-            step,
-            path,
-            state.step,
-        )
-        return
+    if settings.spike_action == "restore":
+        try:
+            payload, path = load_resumable(run.run_dir)
+        except CheckpointError as error:  # no good checkpoint yet: lowering the rate is what is left
+            log.warning("cannot restore after loss spikes (%s); lowering the learning rates instead", error)
+        else:
+            step = state.step
+            restore_state(state, payload)
+            log.warning(
+                "%d loss spikes in a row (last %.4g) at step %d: restored %s (step %d); data continues forward",
+                settings.spike_patience,
+                loss,
+                step,
+                path,
+                state.step,
+            )
+            return
     scale_learning_rates(
         state.optimizers_g + state.optimizers_d,
         state.schedulers_g + state.schedulers_d,
