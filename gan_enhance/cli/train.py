@@ -12,9 +12,13 @@ HELP = "train a generator/discriminator pair from a conf/ YAML file (argbind sty
 DESCRIPTION = """\
 Train from a YAML config (argbind style: --args.load conf/stage1_16k.yml) with any key overridden on the
 command line as --Key value, e.g. --Trainer.max_steps 1000 --name my_run
---HiFiPlusPlus.upsample_channels 64 (lists: --Key "[8, 8, 2, 2]" or --Key 8 8 2 2). Every key is checked before training: a key nothing
-reads is an error. The resolved config is written to <runs_dir>/<name>/config.yml; --resume continues
-that run from checkpoints/latest. Several GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
+--HiFiPlusPlus.upsample_channels 64 (lists: --Key "[8, 8, 2, 2]" or --Key 8 8 2 2). Dict-valued keys
+(lambdas) merge at every layer ($include, the including file, the command line): --lambdas "{mel/loss: 20}"
+changes that weight and keeps the others (0 turns a loss off); --lambdas.mel/loss 20 sets one entry
+without quoting; a dict with the entry $replace: true replaces instead of merging (single quotes keep
+the shell off the $: --lambdas '{$replace: true, mel/loss: 20}'). Every key is checked before training: a key nothing reads is an error. --args.save writes the merged config and exits. The
+resolved config is written to <runs_dir>/<name>/config.yml; --resume continues that run from
+checkpoints/latest. Several GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
 """
 
 
@@ -34,7 +38,7 @@ def main(argv: list[str]) -> int:
     import yaml
 
     from gan_enhance.train.builders import read_experiment
-    from gan_enhance.train.config import load_config, parse_overrides
+    from gan_enhance.train.config import load_config, merge_config, parse_overrides
     from gan_enhance.train.data import check_data_paths
 
     rank = int(os.environ.get("RANK", "0"))
@@ -43,7 +47,7 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
-    config = {**load_config(options.config), **parse_overrides(rest)}
+    config = merge_config(load_config(options.config), parse_overrides(rest))
     if options.save:
         with open(options.save, "w") as handle:
             yaml.safe_dump(config, handle, sort_keys=True)

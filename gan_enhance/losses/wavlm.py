@@ -23,7 +23,8 @@ from gan_enhance.nn.wavlm import WAVLM_SAMPLE_RATE, FrozenWavLM, load_wavlm
 class WavLMFeatureLoss(nn.Module):
     """``feature_weight * MSE(WavLM-conv(y_hat), WavLM-conv(y)) + stft_weight * L1(|Y_hat|, |Y|)``.
 
-    Logged as ``wavlm/loss``.
+    Logged as ``wavlm/loss``. A run that gives it weight 0 never builds it (``loads_model``), so the WavLM
+    model is only ever loaded when the loss trains the generator.
 
     Parameters
     ----------
@@ -53,6 +54,8 @@ class WavLMFeatureLoss(nn.Module):
     ConfigError
         Naming ``model`` when its weights cannot be loaded.
     """
+
+    loads_model = True  # an external model: not built just to log the loss at weight 0
 
     def __init__(
         self,

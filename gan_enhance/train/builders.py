@@ -279,12 +279,14 @@ def build_state(experiment: Experiment, dist: DistInfo) -> State:
 
 
 def build_losses(experiment: Experiment) -> dict:
-    """The reconstruction losses named in ``lambdas`` (weight 0: logged only, if the trainer asks)."""
+    """The reconstruction losses named in ``lambdas`` (weight 0: logged only, if the trainer asks, and never
+    for a loss that loads an external model, such as WavLM)."""
     losses = {}
     for key, cls in reconstruction_losses().items():
         if key not in experiment.lambdas:
             continue
-        if experiment.lambdas[key] == 0 and not experiment.trainer.log_zero_weight_losses:
+        logged_only = not experiment.trainer.log_zero_weight_losses or getattr(cls, "loads_model", False)
+        if experiment.lambdas[key] == 0 and logged_only:
             continue
         kwargs = dict(experiment.loss_kwargs[key])
         if "sample_rate" in inspect.signature(cls).parameters:

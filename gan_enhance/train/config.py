@@ -6,6 +6,15 @@ A file may start with ``$include: [other.yml, ...]`` (paths relative to the incl
 working directory; later files and the including file win) and ``$vars: {name: value}`` (a value written
 ``$name`` anywhere is replaced). The config is checked against the constructors it feeds before anything
 is built, and a key nothing reads is an error naming it: argbind would silently drop it.
+
+Every layer combines with :func:`merge_config` (each ``$include``, the including file, the command line):
+a later value replaces an earlier one, except that a dict-valued key (``lambdas``) merges entry by entry,
+so an overlay that sets one loss weight keeps the others (set a weight to 0 to turn a loss off). To
+replace a dict on purpose, give it the entry ``$replace: true`` (``lambdas: {$replace: true, mel/loss: 15}``).
+One entry can be set on its own as ``<key>.<entry>``, in a file (``lambdas.mel/loss: 20``) or on the
+command line (``--lambdas.mel/loss 20``): the part after the first ``.`` names the entry (it may contain
+``/``). This applies only when ``<key>`` is already a top-level key of the config; otherwise the dotted key
+is an ordinary ``Section.setting`` key such as ``Trainer.max_steps``.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import shlex
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +34,7 @@ from gan_enhance.errors import ConfigError
 
 INCLUDE = "$include"
 VARS = "$vars"
+REPLACE = "$replace"
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -54,11 +65,60 @@ def _load_with_includes(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, 
                 f"{path}: $include {include!r} not found next to it or in the working directory"
             )
         included, included_vars = _load_with_includes(target, chain + (resolved,))
-        merged.update(included)
+        merged = merge_config(merged, included)
         variables.update(included_vars)
     variables.update(data.pop(VARS, None) or {})
-    merged.update(data)
-    return merged, variables
+    return merge_config(merged, data), variables
+
+
+def merge_config(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` applied on ``base`` (neither is changed): the one way config layers combine.
+
+    Use it wherever a config is combined with overrides (``merge_config(load_config(path), overrides)``),
+    not ``{**base, **overlay}``, which drops the entries of a dict-valued key the overlay leaves out.
+
+    A key of ``overlay`` replaces the value in ``base``, except that a dict merges into a dict, entry by
+    entry (recursively); a dict with the entry ``$replace: true`` replaces instead. A key ``<key>.<entry>``
+    whose ``<key>`` is a top-level key (in ``base``, or set whole in ``overlay``) sets that one entry of its
+    dict, after the whole keys, so in one layer the entry wins; a ``<key>`` whose value is not a dict is a
+    ``ConfigError``. Other dotted keys (``Trainer.max_steps``) are ordinary keys.
+    """
+    merged = dict(base)
+    for key, value in overlay.items():
+        if "." not in key:
+            merged[key] = _merged_value(merged.get(key), value, key)
+    for key, value in overlay.items():
+        if "." not in key:
+            continue
+        head, _, entry = key.partition(".")
+        if head not in merged:
+            merged[key] = _merged_value(merged.get(key), value, key)
+            continue
+        if not isinstance(merged[head], dict):
+            raise ConfigError(
+                f"config key {key!r} sets the entry {entry!r} of {head!r}, but {head} is not a dict "
+                f"(it is {merged[head]!r}); set it whole as {head!r}"
+            )
+        if not entry:
+            raise ConfigError(f"config key {key!r} names no entry of {head!r}; write {head}.<entry>")
+        entries = dict(merged[head])
+        entries[entry] = _merged_value(entries.get(entry), value, key)
+        merged[head] = entries
+    return merged
+
+
+def _merged_value(old: Any, new: Any, key: str) -> Any:
+    """``new`` over ``old``: dicts merge (unless ``new`` says ``$replace: true``), anything else replaces."""
+    if not isinstance(new, dict):
+        return new
+    new = dict(new)
+    replace = new.pop(REPLACE, False)
+    if not isinstance(replace, bool):
+        raise ConfigError(f"config key {key!r}: {REPLACE} must be true or false, got {replace!r}")
+    merged = dict(old) if isinstance(old, dict) and not replace else {}
+    for name, value in new.items():
+        merged[name] = _merged_value(merged.get(name), value, f"{key}.{name}")
+    return merged
 
 
 def _substitute(value: Any, variables: dict[str, Any], key: str) -> Any:
@@ -69,6 +129,8 @@ def _substitute(value: Any, variables: dict[str, Any], key: str) -> Any:
         return variables[name]
     if isinstance(value, list):
         return [_substitute(item, variables, key) for item in value]
+    if isinstance(value, dict):
+        return {name: _substitute(item, variables, key) for name, item in value.items()}
     return value
 
 
@@ -76,7 +138,10 @@ def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     """``["--Trainer.max_steps", "10", "--HiFiPlusPlus.upsample_rates", "8", "8", "2"]`` -> values.
 
     Each value is read as YAML (``true``, ``[8, 8, 2]``, ``1e-4``); several words after one key make a list
-    (argbind's way of writing lists); ``--key=value`` works too.
+    (argbind's way of writing lists); ``--key=value`` works too. ``--lambdas.mel/loss 20`` stays the key
+    ``lambdas.mel/loss``: :func:`merge_config` sets the entry. A value that is not valid YAML, such as a
+    mapping the shell split into words (``--lambdas {mel/loss: 20}`` unquoted), is a one-line
+    ``ConfigError`` that says how to write it.
     """
     overrides: dict[str, Any] = {}
     key = None
@@ -94,9 +159,35 @@ def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     for name, words in overrides.items():
         if not words:
             raise ConfigError(f"override --{name} needs a value")
-        values = [parse_value(word) for word in words]
+        try:
+            values = [parse_value(word) for word in words]
+        except yaml.YAMLError as error:
+            raise ConfigError(_unreadable_override(name, words, error)) from None
         result[name] = values[0] if len(values) == 1 else values
     return result
+
+
+def _unreadable_override(name: str, words: list[str], error: yaml.YAMLError) -> str:
+    """One line saying why ``--name words...`` is not YAML and how to write it."""
+    text = " ".join(words)
+    if len(words) == 1:
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        return f"override --{name} {shlex.quote(text)} is not a valid YAML value: {problem}"
+    hints = [f"quote it: --{name} {shlex.quote(text)}"]
+    try:
+        whole = yaml.safe_load(text)
+    except yaml.YAMLError:
+        whole = None
+    if isinstance(whole, dict):
+        entries = [f"--{name}.{k} {v}" for k, v in whole.items() if not isinstance(v, dict | list)]
+        if entries and REPLACE not in whole:  # entry by entry merges, so it cannot stand in for $replace
+            hints.append(f"or set entries one by one: {' '.join(entries)}")
+    elif isinstance(whole, list) and all(not isinstance(item, dict | list) for item in whole):
+        hints.append(f"or list the items: --{name} {' '.join(map(str, whole))}")
+    return (
+        f"override --{name}: the shell split its value into {len(words)} words ({text}), which are not "
+        f"YAML on their own; {', '.join(hints)}"
+    )
 
 
 def parse_value(text: str) -> Any:
