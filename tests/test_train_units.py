@@ -1,4 +1,4 @@
-"""Trainer building blocks: optimizers, schedules, EMA, config reading, RNG snapshots."""
+"""Trainer building blocks: schedules, EMA, config reading, RNG snapshots (optimizers: test_optim.py)."""
 
 from __future__ import annotations
 
@@ -11,68 +11,12 @@ import torch
 from torch import nn
 
 from gan_enhance.errors import ConfigError
-from gan_enhance.nn.layers import WNConv1d
 from gan_enhance.train.config import ConfigReader, coerce, load_config, parse_overrides
 from gan_enhance.train.ema import EMASettings, GeneratorEMA
-from gan_enhance.train.optim import MatrixMuon, OptimizerSettings, build_optimizers, split_parameters
+from gan_enhance.train.optim import OptimizerSettings
 from gan_enhance.train.precision import rng_state, set_rng_state
 from gan_enhance.train.schedulers import ScheduleFactor, SchedulerSettings, build_schedulers
 from gan_enhance.train.state import TrainerSettings
-
-
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = WNConv1d(3, 4, 5)
-        self.plain = nn.Conv1d(4, 4, 3)
-        self.norm = nn.LayerNorm(4)
-        self.linear = nn.Linear(4, 2)
-        self.head = nn.Conv1d(4, 1, 3)  # a single output row: not a matrix for Muon
-
-
-def test_parameters_are_split_into_matrices_and_no_decay():
-    model = Tiny()
-    groups = split_parameters(model)
-    names = {id(p): n for n, p in model.named_parameters()}
-    matrix = {names[id(p)] for p in groups["matrix"]}
-    no_decay = {names[id(p)] for p in groups["no_decay"]}
-    assert matrix == {"conv.parametrizations.weight.original1", "plain.weight", "linear.weight"}
-    assert "conv.parametrizations.weight.original0" in no_decay  # the weight-norm gain
-    assert {"conv.bias", "norm.weight", "norm.bias", "linear.bias", "head.bias"} <= no_decay
-    assert {names[id(p)] for p in groups["decay"]} == {"head.weight"}
-    assert sum(len(g) for g in groups.values()) == len(list(model.parameters()))
-
-
-def test_adamw_never_decays_biases_and_norms():
-    model = Tiny()
-    (adamw,) = build_optimizers(model, OptimizerSettings(kind="adamw", weight_decay=0.1))
-    decays = {id(p): group["weight_decay"] for group in adamw.param_groups for p in group["params"]}
-    assert decays[id(model.norm.weight)] == 0.0 and decays[id(model.linear.bias)] == 0.0
-    assert decays[id(model.linear.weight)] == 0.1
-
-
-def test_muon_takes_matrices_and_adamw_the_rest():
-    model = Tiny()
-    muon, adamw = build_optimizers(model, OptimizerSettings(kind="muon", lr=1e-3, muon_lr=1e-2))
-    assert isinstance(muon, MatrixMuon) and isinstance(adamw, torch.optim.AdamW)
-    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
-    assert id(model.linear.weight) in in_muon and id(model.linear.bias) not in in_muon
-    assert muon.param_groups[0]["lr"] == 1e-2 and adamw.param_groups[0]["lr"] == 1e-3
-
-
-def test_matrix_muon_on_a_conv_kernel_equals_torch_muon_on_its_2d_view():
-    torch.manual_seed(0)
-    kernel = nn.Parameter(torch.randn(6, 3, 5))
-    matrix = nn.Parameter(kernel.detach().reshape(6, 15).clone())
-    settings = {"lr": 0.02, "weight_decay": 0.1, "momentum": 0.9, "nesterov": True, "ns_steps": 5}
-    ours = MatrixMuon([kernel], adjust_lr_fn="original", **settings)
-    reference = torch.optim.Muon([matrix], adjust_lr_fn="original", **settings)
-    for _ in range(3):
-        gradient = torch.randn(6, 15)
-        kernel.grad, matrix.grad = gradient.reshape(6, 3, 5).clone(), gradient.clone()
-        ours.step()
-        reference.step()
-    torch.testing.assert_close(kernel.detach().reshape(6, 15), matrix.detach(), rtol=0, atol=0)
 
 
 def test_exponential_schedule_with_warmup_matches_its_formula():
