@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 
@@ -80,6 +81,26 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[str]
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[str]:
+    """Remove the temporary files that killed writers of ``path`` left beside it; returns their paths.
+
+    A process killed outright (SIGKILL, power loss) cannot clean up; the next writer of the same file
+    can. Only names of :func:`atomic_path`'s own pattern (``.<name>.<8 random characters><ext>``) are
+    touched.
+    """
+    path = os.fspath(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}{re.escape(os.path.splitext(name)[1])}")
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            if pattern.fullmatch(entry.name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(entry.path)
+                    removed.append(entry.path)
+    return removed
 
 
 def _translated(error: OSError, path: str) -> OSError:

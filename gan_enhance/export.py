@@ -29,6 +29,7 @@ from gan_enhance.bundle import (
     write_bundle_files,
 )
 from gan_enhance.errors import CheckpointError
+from gan_enhance.train.checkpoint import eval_weights_key
 from gan_enhance.train.checkpoint import load_checkpoint as load_training_checkpoint
 from gan_enhance.version import __version__
 
@@ -88,7 +89,7 @@ def generator_from_checkpoint(path: str, prefer_ema: bool = True) -> tuple[nn.Mo
     Returns
     -------
     generator : Generator
-        With the EMA weights when present and ``prefer_ema`` (else the trained weights), eval mode.
+        With the EMA weights when the EMA holds an update and ``prefer_ema`` (else the trained weights), eval mode.
     source : dict
         Provenance for the bundle's ``config.json`` (checkpoint path, step, which weights, metrics).
     """
@@ -101,7 +102,7 @@ def generator_from_checkpoint(path: str, prefer_ema: bool = True) -> tuple[nn.Mo
         generator = registry.build(config["name"], **dict(config.get("kwargs") or {}))
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"'{path}': cannot rebuild generator {config['name']!r} ({error})") from None
-    weights = "generator_ema" if prefer_ema and checkpoint.get("generator_ema") else "generator"
+    weights = eval_weights_key(checkpoint, prefer_ema)
     try:
         generator.load_state_dict(_unwrap(checkpoint[weights]), strict=True)
     except RuntimeError as error:

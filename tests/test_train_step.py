@@ -9,7 +9,7 @@ import torch
 from tiny_settings import TINY_HIFIPP
 
 from gan_enhance.train.builders import build_state, read_experiment
-from gan_enhance.train.config import load_config
+from gan_enhance.train.config import load_config, merge_config
 from gan_enhance.train.distributed import DistInfo
 from gan_enhance.train.state import NonFiniteLossError
 from gan_enhance.train.step import train_step
@@ -19,17 +19,21 @@ CONF = os.path.join(os.path.dirname(__file__), "..", "conf")
 SEGMENT = 4096
 
 
-def tiny_state(**overrides):
-    """A State from the debug config (tiny U-Net, tiny MPD + MBD, mel + L1), fp32 on CPU."""
-    config = {
+def tiny_config(**overrides) -> dict:
+    """The debug config (tiny U-Net, tiny MPD + MBD, mel + L1) without EMA; ``overrides`` merge into it."""
+    base = {
         **load_config(os.path.join(CONF, "debug.yml")),
         "Data.train_sources": ["unused"],
         "Data.val_sources": ["unused"],
         "EMA.decay": 0.0,
-        **overrides,
     }
+    return merge_config(base, overrides)
+
+
+def tiny_state(**overrides):
+    """A State from :func:`tiny_config`, fp32 on CPU."""
     torch.manual_seed(0)
-    return build_state(read_experiment(config), DistInfo())
+    return build_state(read_experiment(tiny_config(**overrides)), DistInfo())
 
 
 def clip_batch(batch_size: int = 2, seed: int = 0) -> dict:
@@ -201,6 +205,6 @@ def test_bf16_autocast_step_trains_both_sides_and_fp16_needs_a_gpu():
     metrics = train_step(state, clip_batch())
     assert metrics["total/loss"].dtype == torch.float32 and torch.isfinite(metrics["total/loss"])
     assert changed(before_g, state.generator) and changed(before_d, state.discriminator)
-    assert not state.precision.scaler.is_enabled()
+    assert not any(scaler.is_enabled() for scaler in state.precision.scalers.values())
     with pytest.raises(ConfigError, match="fp16.*CUDA"):
         Precision("fp16", torch.device("cpu"))

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from gan_enhance.atomic import atomic_path, write_bytes
+from gan_enhance.atomic import atomic_path, remove_leftovers, write_bytes
 from gan_enhance.errors import CheckpointError, ConfigError, OutOfSpaceError
 from gan_enhance.train.distributed import unwrap
 from gan_enhance.train.precision import rng_state, set_rng_state
@@ -71,7 +71,7 @@ def state_payload(
             "generator": [scheduler.state_dict() for scheduler in state.schedulers_g],
             "discriminator": [scheduler.state_dict() for scheduler in state.schedulers_d],
         },
-        "scaler": state.precision.scaler.state_dict(),
+        "scaler": state.precision.state_dict(),
         "rng": rng_state(),
         "data": data,
         "metrics": dict(metrics),
@@ -91,6 +91,16 @@ def state_payload(
         payload["generator_ema"] = ema["weights"]
         payload["ema_updates"] = ema["updates"]
     return payload
+
+
+def eval_weights_key(payload: dict[str, Any], prefer_ema: bool = True) -> str:
+    """``"generator_ema"`` when the checkpoint has EMA weights holding at least one update and ``prefer_ema``,
+    else ``"generator"``: an EMA saved before ``EMA.start_step`` is only a copy of the initial weights.
+    (A checkpoint without an ``ema_updates`` count is taken at its word.)"""
+    if not prefer_ema or not payload.get("generator_ema"):
+        return "generator"
+    updates = payload.get("ema_updates")
+    return "generator" if updates is not None and int(updates) == 0 else "generator_ema"
 
 
 def payload_digest(payload: dict[str, Any]) -> str:
@@ -136,6 +146,8 @@ def save_checkpoint(payload: dict[str, Any], run_dir: str | Path, tags: list[str
     written = []
     for tag in tags:
         path = checkpoint_path(run_dir, tag)
+        for leftover in remove_leftovers(path):
+            log.info("removed %s, a checkpoint write that was killed before it finished", leftover)
         if tag == "latest" and path.is_file():
             _keep_previous(path, checkpoint_path(run_dir, PREVIOUS_TAG))
         try:
@@ -252,7 +264,7 @@ def restore_state(state: State, payload: dict[str, Any]) -> None:
     _load_list(state.optimizers_d, payload["optimizers"]["discriminator"], "discriminator optimizers")
     _load_list(state.schedulers_g, payload["schedulers"]["generator"], "generator schedulers")
     _load_list(state.schedulers_d, payload["schedulers"]["discriminator"], "discriminator schedulers")
-    state.precision.scaler.load_state_dict(payload["scaler"])
+    state.precision.load_state_dict(payload["scaler"])
     set_rng_state(payload["rng"])
     state.step = int(payload["step"])
     state.nonfinite_total = int(payload["trainer"].get("nonfinite_total", 0))
@@ -276,7 +288,13 @@ def _load_list(targets: list, states: list, what: str) -> None:
             "was Optimizer.kind changed? Resume with the run's own config.yml"
         )
     for target, saved in zip(targets, states):
-        target.load_state_dict(saved)
+        try:
+            target.load_state_dict(saved)
+        except ValueError as error:  # torch: parameter groups of other sizes
+            raise CheckpointError(
+                f"the checkpoint's {what} group their parameters differently from this version's ({error}); "
+                "it cannot be resumed exactly: start a new run from it with FineTune.checkpoint"
+            ) from None
 
 
 class BestTracker:

@@ -2,7 +2,11 @@
 
 ``torchrun`` (single node, or multi-node through its rendezvous) sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK``; without them the run is a single process and nothing here talks to other processes.
-The backend is NCCL when the run uses CUDA and gloo otherwise (CPU runs and tests).
+Under ``torchrun`` the process group is joined even with one process (``--nproc_per_node 1``), so a
+one-GPU launch runs the same DDP and collective code as a many-GPU one.
+The backend is NCCL when the run uses CUDA and gloo otherwise (CPU runs and tests). Every collective goes
+through the helpers below, which refuse a tensor that is not on the run's device (NCCL would refuse a CPU
+tensor only on a GPU machine; the check makes a CPU test fail the same way).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    launched: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -34,7 +39,8 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Whether collectives run: several processes, or one process launched by ``torchrun``."""
+        return self.world_size > 1 or self.launched
 
 
 def init_distributed(device: str) -> DistInfo:
@@ -46,6 +52,7 @@ def init_distributed(device: str) -> DistInfo:
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``; under torchrun each process takes
         ``cuda:LOCAL_RANK``.
     """
+    launched = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ  # set by torchrun
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -60,9 +67,12 @@ def init_distributed(device: str) -> DistInfo:
         chosen = torch.device("cuda", local_rank)
     else:
         chosen = torch.device("cpu")
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if chosen.type == "cuda" else "gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen)
+    if (launched or world_size > 1) and not dist.is_initialized():
+        if chosen.type == "cuda":
+            dist.init_process_group(backend="nccl", device_id=chosen)
+        else:
+            dist.init_process_group(backend="gloo")
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen, launched=launched)
 
 
 def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = False) -> nn.Module:
@@ -90,8 +100,22 @@ def all_ranks_true(flag: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if not info.distributed:
         return flag
     value = flag.to(torch.int32)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    dist.all_reduce(_on_device(value, info), op=dist.ReduceOp.MIN)
     return value.bool()
+
+
+def max_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The element-wise maximum of ``value`` over ranks (in place)."""
+    if info.distributed:
+        dist.all_reduce(_on_device(value, info), op=dist.ReduceOp.MAX)
+    return value
+
+
+def broadcast_from_main(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Rank 0's ``value`` on every rank (in place)."""
+    if info.distributed:
+        dist.broadcast(_on_device(value, info), src=0)
+    return value
 
 
 def mean_over_ranks(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str, torch.Tensor]:
@@ -99,15 +123,29 @@ def mean_over_ranks(values: dict[str, torch.Tensor], info: DistInfo) -> dict[str
     if not info.distributed or not values:
         return values
     keys = sorted(values)
-    stacked = torch.stack([values[key].float() for key in keys])
+    stacked = _on_device(torch.stack([values[key].float() for key in keys]), info)
     dist.all_reduce(stacked)
     stacked /= info.world_size
     return dict(zip(keys, stacked.unbind()))
 
 
 def barrier(info: DistInfo) -> None:
-    if info.distributed:
+    if not info.distributed:
+        return
+    if info.device.type == "cuda":
+        dist.barrier(device_ids=[info.device.index])
+    else:
         dist.barrier()
+
+
+def _on_device(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """``tensor`` itself; an error when it is not on the run's device (a bug: NCCL refuses CPU tensors)."""
+    if tensor.device != info.device:
+        raise RuntimeError(
+            f"a collective got a tensor on {tensor.device} in a run on {info.device}: every tensor handed "
+            "to a collective must be created on the training device"
+        )
+    return tensor
 
 
 def shutdown(info: DistInfo) -> None:

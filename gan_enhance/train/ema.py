@@ -36,10 +36,16 @@ class GeneratorEMA:
 
     def __init__(self, generator: nn.Module, settings: EMASettings):
         self.settings = settings
+        device = next(generator.parameters()).device
         self.average = AveragedModel(
-            generator, multi_avg_fn=get_ema_multi_avg_fn(settings.decay), use_buffers=True
+            generator, device=device, multi_avg_fn=get_ema_multi_avg_fn(settings.decay), use_buffers=True
         ).eval()
         self.average.requires_grad_(False)
+
+    @property
+    def updated(self) -> bool:
+        """Whether the average holds at least one update (before that it is only the initial weights)."""
+        return bool(self.average.n_averaged > 0)
 
     @property
     def module(self) -> nn.Module:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from gan_enhance.errors import CheckpointError
-from gan_enhance.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
+from gan_enhance.train.checkpoint import CHECKPOINT_FILE, eval_weights_key, load_checkpoint
 from gan_enhance.train.distributed import unwrap
 from gan_enhance.train.state import State
 
@@ -36,7 +36,7 @@ class FineTuneSettings:
         A training checkpoint (``.../checkpoints/best`` or its ``checkpoint.pt``), a run folder (its
         ``best``, else ``latest``) or an exported model folder (``model.safetensors``); "" starts fresh.
     use_ema : bool
-        Take the source's EMA generator weights when it has them.
+        Take the source's EMA generator weights when it has them and they hold at least one update.
     allow_shape_mismatch : bool
         Keep the fresh initialisation of weights whose shape differs instead of stopping with an error.
     reuse_discriminator : bool
@@ -77,8 +77,7 @@ def initialise_from(state: State, settings: FineTuneSettings) -> LoadReport:
         weights, payload = _load_export(source), None
     else:
         payload = load_checkpoint(source)
-        key = "generator_ema" if settings.use_ema and "generator_ema" in payload else "generator"
-        weights = payload[key]
+        weights = payload[eval_weights_key(payload, settings.use_ema)]
     generator = unwrap(state.generator)
     report = load_matching(generator, weights, settings.allow_shape_mismatch, source)
     if state.ema is not None:
@@ -213,10 +212,11 @@ def _optimizer_states_fit(optimizers: list[torch.optim.Optimizer], saved: list[d
     if len(optimizers) != len(saved):
         return False
     for optimizer, optimizer_state in zip(optimizers, saved):
+        sizes = [len(group["params"]) for group in optimizer.param_groups]
+        if sizes != [len(group["params"]) for group in optimizer_state["param_groups"]]:
+            return False
         params = [p for group in optimizer.param_groups for p in group["params"]]
         saved_ids = [i for group in optimizer_state["param_groups"] for i in group["params"]]
-        if len(params) != len(saved_ids):
-            return False
         for index, parameter in zip(saved_ids, params):
             for value in optimizer_state["state"].get(index, {}).values():
                 if torch.is_tensor(value) and value.ndim > 0 and value.numel() != parameter.numel():

@@ -27,7 +27,13 @@ from gan_enhance.train.checkpoint import (
     state_payload,
     step_tag,
 )
-from gan_enhance.train.distributed import barrier, mean_over_ranks, unwrap
+from gan_enhance.train.distributed import (
+    barrier,
+    broadcast_from_main,
+    max_over_ranks,
+    mean_over_ranks,
+    unwrap,
+)
 from gan_enhance.train.guard import LossSpikeError, SpikeGuard, scale_learning_rates
 from gan_enhance.train.state import State
 from gan_enhance.train.step import train_step
@@ -168,8 +174,7 @@ class StopSignals:
         if not state.dist.distributed:
             return self.signum
         flag = torch.tensor([float(self.signum)], device=state.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return int(flag.item())
+        return int(max_over_ranks(flag, state.dist).item())
 
 
 def fit(state: State, run: Run) -> FitResult:
@@ -283,7 +288,7 @@ def log_samples(state: State, run: Run) -> None:
 
 def run_validation(state: State, run: Run) -> bool:
     """Validate on rank 0, log, keep ``best``; returns True when early stopping says stop (on every rank)."""
-    stop = torch.zeros(1)
+    stop = torch.zeros(1, device=state.device)  # NCCL takes device tensors only
     if state.dist.is_main:
         discriminator = unwrap(state.discriminator) if state.discriminator is not None else None
         metrics = validate(
@@ -313,9 +318,7 @@ def run_validation(state: State, run: Run) -> bool:
                 run.tracker.best_step,
             )
             stop[0] = 1
-    if state.dist.distributed:
-        torch.distributed.broadcast(stop, src=0)
-    return bool(stop[0])
+    return bool(broadcast_from_main(stop, state.dist)[0])
 
 
 def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
@@ -323,8 +326,8 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
     guard, settings = run.spike_guard, state.settings
     loss = float(mean_over_ranks({"loss": metrics["total/loss"]}, state.dist)["loss"])
     acted = guard.observe(loss, state.adversarial)
-    metrics["spikes/total"] = torch.tensor(float(guard.spikes))
-    metrics["spikes/actions"] = torch.tensor(float(guard.actions))
+    metrics["spikes/total"] = torch.tensor(float(guard.spikes), device=state.device)
+    metrics["spikes/actions"] = torch.tensor(float(guard.actions), device=state.device)
     if not acted:
         return
     if guard.actions > settings.spike_max_actions:

@@ -14,10 +14,14 @@ import torch
 from gan_enhance.errors import ConfigError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
+SIDES = ("generator", "discriminator")
 
 
 class Precision:
-    """Autocast context and gradient scaler for one precision setting.
+    """Autocast context and gradient scalers for one precision setting.
+
+    fp16 gets one dynamic ``GradScaler`` per side (PyTorch's rule for several optimizers with their own
+    losses): an overflow in the discriminator's gradients lowers the discriminator's scale only.
 
     Parameters
     ----------
@@ -36,7 +40,15 @@ class Precision:
         self.name = name
         self.device_type = device.type
         self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(name)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=name == "fp16")
+        self.scalers = {side: torch.amp.GradScaler(device.type, enabled=name == "fp16") for side in SIDES}
+
+    def state_dict(self) -> dict[str, dict]:
+        return {side: scaler.state_dict() for side, scaler in self.scalers.items()}
+
+    def load_state_dict(self, state: dict[str, dict]) -> None:
+        """Restore both scalers (a checkpoint of one shared scaler restores it into both)."""
+        for side, scaler in self.scalers.items():
+            scaler.load_state_dict(state[side] if set(SIDES) <= set(state) else state)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The forward-pass context: autocast to ``self.dtype``, or nothing for fp32."""

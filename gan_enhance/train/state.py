@@ -13,6 +13,7 @@ from torch import nn
 from gan_enhance.errors import GanEnhanceError
 from gan_enhance.train.distributed import DistInfo, unwrap
 from gan_enhance.train.ema import GeneratorEMA
+from gan_enhance.train.optim import MatrixMuon
 from gan_enhance.train.precision import Precision
 
 
@@ -233,14 +234,17 @@ class State:
         return self.discriminator is not None and self.step >= self.settings.adversarial_start
 
     def eval_generator(self) -> nn.Module:
-        """The generator to validate and export: the EMA weights when EMA is on."""
-        return self.ema.module if self.ema is not None else unwrap(self.generator)
+        """The generator to validate and sample: the EMA weights once the average holds an update
+        (before ``EMA.start_step`` it holds only the initial weights), the trained weights otherwise."""
+        if self.ema is not None and self.ema.updated:
+            return self.ema.module
+        return unwrap(self.generator)
 
     def learning_rates(self) -> dict[str, float]:
         """Current learning rate of each optimizer (``lr/gen``, ``lr/gen_muon``, ``lr/disc``, ...)."""
         rates = {}
         for side, optimizers in (("gen", self.optimizers_g), ("disc", self.optimizers_d)):
             for optimizer in optimizers:
-                suffix = "_muon" if isinstance(optimizer, torch.optim.Muon) else ""
+                suffix = "_muon" if isinstance(optimizer, MatrixMuon) else ""
                 rates[f"lr/{side}{suffix}"] = optimizer.param_groups[0]["lr"]
         return rates

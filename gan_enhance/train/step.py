@@ -95,12 +95,10 @@ def discriminator_update(
             with state.precision.autocast():
                 real_out, fake_out = discriminate(state.discriminator, y, fake)
                 loss = state.losses.adversarial.discriminator(real_out, fake_out).float()
-            state.precision.scaler.scale(loss * weight / len(chunks)).backward()
+            state.precision.scalers["discriminator"].scale(loss * weight / len(chunks)).backward()
         total += loss.detach() / len(chunks)
     with phase(state, "optimizer"):
-        norm, ok = _apply_update(
-            state, state.optimizers_d, state.discriminator, state.settings.grad_clip_disc, total
-        )
+        norm, ok = _apply_update(state, "discriminator", total)
     return {DISC_KEY: total, "grad_norm/disc": norm}, ok
 
 
@@ -122,13 +120,11 @@ def generator_update(
                 losses = generator_losses(state, y_hat, y, adversarial)
                 total = weighted_total(losses, state.lambdas)
             with phase(state, "gen_backward"):
-                state.precision.scaler.scale(total / len(chunks)).backward()
+                state.precision.scalers["generator"].scale(total / len(chunks)).backward()
         for key, value in {**losses, TOTAL_KEY: total}.items():
             sums[key] = sums.get(key, 0.0) + value.detach().float() / len(chunks)
     with phase(state, "optimizer"):
-        norm, ok = _apply_update(
-            state, state.optimizers_g, state.generator, state.settings.grad_clip_gen, sums[TOTAL_KEY]
-        )
+        norm, ok = _apply_update(state, "generator", sums[TOTAL_KEY])
         if ok and state.ema is not None:
             state.ema.update(unwrap(state.generator), state.step)
     return {**sums, "grad_norm/gen": norm}, ok
@@ -186,14 +182,17 @@ def _like(template: tuple, logits: Tensor, feature_maps: list[Tensor]) -> tuple:
     return (logits, feature_maps)
 
 
-def _apply_update(
-    state: State, optimizers: list[torch.optim.Optimizer], model: nn.Module, clip: float, loss: Tensor
-) -> tuple[Tensor, bool]:
-    """Unscale, clip and step; skip the step when the loss or the gradient norm is not finite.
+def _apply_update(state: State, side: str, loss: Tensor) -> tuple[Tensor, bool]:
+    """Unscale, clip and step one side (``"generator"`` or ``"discriminator"``) with its own scaler; skip
+    the step when the loss or the gradient norm is not finite.
 
     Returns the gradient norm before clipping and whether the update was applied.
     """
-    scaler = state.precision.scaler
+    if side == "generator":
+        optimizers, model, clip = state.optimizers_g, state.generator, state.settings.grad_clip_gen
+    else:
+        optimizers, model, clip = state.optimizers_d, state.discriminator, state.settings.grad_clip_disc
+    scaler = state.precision.scalers[side]
     for optimizer in optimizers:
         scaler.unscale_(optimizer)
     parameters = [p for p in model.parameters() if p.grad is not None]
@@ -215,7 +214,7 @@ def _count_nonfinite(state: State, healthy: bool, metrics: dict[str, Tensor]) ->
     else:
         state.nonfinite_in_a_row += 1
         state.nonfinite_total += 1
-    metrics["nonfinite/skipped"] = torch.tensor(float(state.nonfinite_total))
+    metrics["nonfinite/skipped"] = torch.tensor(float(state.nonfinite_total), device=state.device)
     if state.nonfinite_in_a_row >= state.settings.max_nonfinite:
         values = ", ".join(f"{key}={value.item():.4g}" for key, value in sorted(metrics.items()))
         raise NonFiniteLossError(

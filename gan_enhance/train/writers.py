@@ -73,7 +73,7 @@ class RunWriters:
 def log_magnitude_db(wav: Tensor) -> Tensor:
     """Log-magnitude spectrogram ``(F, frames)`` in dB of a clip ``(1, T)``, floored at -80 dB of peak."""
     signal = wav.detach().float().reshape(-1).cpu()
-    window = torch.hann_window(SPECTROGRAM_FFT)
+    window = torch.hann_window(SPECTROGRAM_FFT, device=signal.device)
     spectrum = torch.stft(signal, SPECTROGRAM_FFT, SPECTROGRAM_HOP, window=window, return_complex=True).abs()
     decibels = 20 * torch.log10(spectrum.clamp_min(1e-8))
     return decibels.clamp_min(decibels.max() + SPECTROGRAM_FLOOR_DB)

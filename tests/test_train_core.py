@@ -1,0 +1,115 @@
+"""The trainer's core rules: the EMA is used only once it holds an update; one gradient scaler per side;
+checkpoints clean up after killed writes and refuse optimizer states grouped otherwise; a zero-weight WavLM
+loss loads nothing."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from test_train_step import clip_batch, tiny_config, tiny_state
+
+from gan_enhance.errors import CheckpointError
+from gan_enhance.export import generator_from_checkpoint
+from gan_enhance.train.builders import build_losses, read_experiment
+from gan_enhance.train.checkpoint import checkpoint_path, restore_state, save_checkpoint, state_payload
+from gan_enhance.train.distributed import unwrap
+from gan_enhance.train.finetune import FineTuneSettings, initialise_from
+from gan_enhance.train.step import train_step
+
+
+def ema_state(start_step: int):
+    return tiny_state(**{"EMA.decay": 0.999, "EMA.start_step": start_step, "Trainer.adversarial_start": 100})
+
+
+def test_eval_generator_is_the_trained_one_until_the_ema_holds_an_update():
+    state = ema_state(start_step=3)
+    train_step(state, clip_batch())
+    assert state.eval_generator() is unwrap(state.generator)
+    for _ in range(3):
+        train_step(state, clip_batch())
+    assert state.eval_generator() is state.ema.module
+
+
+def test_export_and_fine_tuning_skip_an_ema_without_updates(tmp_path):
+    state = ema_state(start_step=1000)
+    train_step(state, clip_batch())
+    trained = {key: value.clone() for key, value in unwrap(state.generator).state_dict().items()}
+    save_checkpoint(state_payload(state, {}, {}, {}, {}), tmp_path, ["latest"])
+    generator, source = generator_from_checkpoint(str(checkpoint_path(tmp_path, "latest")))
+    assert source["weights"] == "generator"
+    for key, value in generator.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+
+    student = ema_state(start_step=1000)
+    initialise_from(student, FineTuneSettings(checkpoint=str(checkpoint_path(tmp_path, "latest"))))
+    for key, value in unwrap(student.generator).state_dict().items():
+        assert torch.equal(value, trained[key]), key
+
+
+def test_a_discriminator_overflow_leaves_the_generator_scale_alone():
+    """PyTorch's rule for several optimizers: a skipped discriminator step must not shrink the scale the
+    generator's loss is multiplied by."""
+    state = tiny_state(**{"Trainer.adversarial_start": 0})
+    init_scale = 2.0**10
+    state.precision.scalers = {
+        side: torch.amp.GradScaler("cpu", init_scale=init_scale) for side in ("generator", "discriminator")
+    }
+    parameter = next(unwrap(state.discriminator).parameters())
+    parameter.register_hook(lambda grad: torch.full_like(grad, math.inf))
+    metrics = train_step(state, clip_batch())
+    assert metrics["grad_norm/disc"].isinf()
+    assert state.precision.scalers["discriminator"].get_scale() == init_scale / 2
+    assert state.precision.scalers["generator"].get_scale() == init_scale
+
+
+def test_a_wavlm_loss_with_weight_zero_never_loads_its_model():
+    config = tiny_config(**{"lambdas.wavlm/loss": 0.0, "WavLMFeatureLoss.model": "/nonexistent/wavlm"})
+    losses = build_losses(read_experiment(config))
+    assert "wavlm/loss" not in losses and "mel/loss" in losses
+
+
+def test_a_checkpoint_write_removes_what_a_killed_write_left_beside_it(tmp_path):
+    """SIGKILL during a checkpoint write leaves its hidden temporary file; the next write of that
+    checkpoint removes it (and nothing else)."""
+    state = tiny_state()
+    latest = checkpoint_path(tmp_path, "latest")
+    latest.parent.mkdir(parents=True)
+    leftover = latest.parent / f".{latest.name}.k1ll3d_x.pt"
+    unrelated = latest.parent / ".notes.txt"
+    leftover.write_bytes(b"half a checkpoint")
+    unrelated.write_text("mine")
+    save_checkpoint(state_payload(state, {}, {}, {}, {}), tmp_path, ["latest"])
+    assert latest.is_file() and not leftover.exists() and unrelated.exists()
+
+
+def _regrouped(payload: dict) -> dict:
+    """The payload with the generator's last optimizer's parameters moved between its groups (as a
+    checkpoint of a version that sorted parameters differently)."""
+    payload = copy.deepcopy(payload)
+    groups = payload["optimizers"]["generator"][-1]["param_groups"]
+    if len(groups) == 1:
+        groups.append({**groups[0], "params": []})
+    moved = groups[0]["params"].pop()
+    groups[1]["params"].append(moved)
+    return payload
+
+
+def test_resuming_optimizer_states_grouped_otherwise_is_a_clear_error():
+    state = tiny_state()
+    train_step(state, clip_batch())
+    payload = _regrouped(state_payload(state, {}, {}, {}, {}))
+    with pytest.raises(CheckpointError, match="FineTune.checkpoint"):
+        restore_state(tiny_state(), payload)
+
+
+def test_fine_tuning_starts_optimizers_fresh_when_their_groups_differ(tmp_path):
+    state = tiny_state()
+    train_step(state, clip_batch())
+    save_checkpoint(_regrouped(state_payload(state, {}, {}, {}, {})), tmp_path, ["latest"])
+    student = tiny_state()
+    settings = FineTuneSettings(checkpoint=str(checkpoint_path(tmp_path, "latest")), reuse_optimizers=True)
+    report = initialise_from(student, settings)
+    assert "generator optimizer fresh" in "\n".join(report.lines())
