@@ -15,9 +15,9 @@ from gan_enhance.errors import CheckpointError
 from gan_enhance.export import generator_from_checkpoint
 from gan_enhance.train.builders import build_losses, read_experiment
 from gan_enhance.train.checkpoint import checkpoint_path, restore_state, save_checkpoint, state_payload
-from gan_enhance.train.distributed import unwrap
+from gan_enhance.train.distributed import DistInfo, unwrap
 from gan_enhance.train.finetune import FineTuneSettings, initialise_from
-from gan_enhance.train.step import train_step
+from gan_enhance.train.step import generator_losses, train_step
 
 
 def ema_state(start_step: int):
@@ -113,3 +113,64 @@ def test_fine_tuning_starts_optimizers_fresh_when_their_groups_differ(tmp_path):
     settings = FineTuneSettings(checkpoint=str(checkpoint_path(tmp_path, "latest")), reuse_optimizers=True)
     report = initialise_from(student, settings)
     assert "generator optimizer fresh" in "\n".join(report.lines())
+
+
+def test_logged_steps_carry_each_losses_share_of_the_gradient_at_the_output():
+    """``grad/<key>`` is ||lambda_k * d loss_k / d y_hat|| over the sum of those norms, by hand."""
+    state = tiny_state(**{"Trainer.adversarial_start": 100, "Trainer.log_every": 2})
+    batch = clip_batch()
+    assert not any(key.startswith("grad/") for key in train_step(state, batch))
+    y_hat = state.generator(batch["x"])
+    losses = generator_losses(state, y_hat, batch["y"], adversarial=False)
+    norms = {}
+    for key in ("mel/loss", "l1/loss"):
+        (gradient,) = torch.autograd.grad(state.lambdas[key] * losses[key], y_hat, retain_graph=True)
+        norms[key] = float(gradient.norm())
+    metrics = train_step(state, batch)
+    total = sum(norms.values())
+    for key, norm in norms.items():
+        assert metrics[f"grad/{key}"].item() == pytest.approx(norm / total, rel=1e-5), key
+        assert metrics[f"grad_norm/{key}"].item() == pytest.approx(norm, rel=1e-5), key
+
+
+def test_adversarial_terms_get_their_shares_too_and_the_shares_add_up_to_one():
+    state = tiny_state(**{"Trainer.adversarial_start": 0, "Trainer.log_every": 1})
+    metrics = train_step(state, clip_batch())
+    keys = ("mel/loss", "l1/loss", "adv/gen", "adv/feat")
+    assert all(metrics[f"grad/{key}"] > 0 for key in keys)
+    assert sum(metrics[f"grad/{key}"].item() for key in keys) == pytest.approx(1.0)
+
+
+def test_the_balancer_gives_each_loss_its_weight_as_share_of_the_gradient():
+    """EnCodec's formula by hand: total_norm * w_k / sum(w) * g_k / avg|g_k|, averages bias-corrected."""
+    from gan_enhance.train.balancer import GradientBalancer
+
+    balancer = GradientBalancer(
+        {"a": 3.0, "b": 1.0, "off": 0.0}, total_norm=2.0, decay=0.5, device=torch.device("cpu")
+    )
+    assert balancer.keys({"a": 0, "off": 0, "b": 0}) == ["a", "b"]
+    first = {"a": torch.full((2, 1, 4), 5.0), "b": torch.full((2, 1, 4), 0.05)}  # per-example norms 10, 0.1
+    second = {"a": torch.full((2, 1, 4), 10.0), "b": torch.full((2, 1, 4), 0.05)}  # norms 20, 0.1
+    balancer(first, DistInfo())
+    balanced, scales = balancer(second, DistInfo())
+    average_a = (0.5 * 10 + 20) / (0.5 + 1)  # bias-corrected EMA of the norms
+    assert scales["a"].item() == pytest.approx(2.0 * 0.75 / average_a)
+    assert scales["b"].item() == pytest.approx(2.0 * 0.25 / 0.1)
+    torch.testing.assert_close(balanced, second["a"] * scales["a"] + second["b"] * scales["b"])
+    restored = GradientBalancer({"a": 3.0, "b": 1.0}, 2.0, 0.5, torch.device("cpu"))
+    restored.load_state_dict(balancer.state_dict())
+    assert restored.sums["a"].item() == balancer.sums["a"].item()
+
+
+def test_a_balanced_step_gives_the_losses_their_weights_as_shares():
+    """One example, no averaging (decay 0): each loss's share of the gradient is its weight's share."""
+    state = tiny_state(
+        **{"Trainer.adversarial_start": 0, "Trainer.log_every": 1, "Trainer.balancer": True},
+        **{"Trainer.balancer_decay": 0.0, "Trainer.batch_size": 1},
+    )
+    before = {key: value.clone() for key, value in state.generator.state_dict().items()}
+    metrics = train_step(state, clip_batch(batch_size=1))
+    weights = {key: state.lambdas[key] for key in ("mel/loss", "l1/loss", "adv/gen", "adv/feat")}
+    for key, weight in weights.items():
+        assert metrics[f"grad/{key}"].item() == pytest.approx(weight / sum(weights.values()), rel=1e-4), key
+    assert any(not torch.equal(before[key], value) for key, value in state.generator.state_dict().items())

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gan_enhance.errors import ConfigError
+from gan_enhance.train.balancer import GradientBalancer
 from gan_enhance.train.config import ConfigReader, parameters_of
 from gan_enhance.train.data import DataSettings, DataSpec, check_sources
 from gan_enhance.train.distributed import DistInfo, wrap_model
@@ -221,6 +222,11 @@ def _check_cadence(trainer: TrainerSettings) -> None:
         if getattr(trainer, name) <= 0:
             raise ConfigError(f"Trainer.{name} must be positive, got {getattr(trainer, name)}")
     spike_guard(trainer)  # raises on bad guard settings
+    if trainer.balancer and not (trainer.balancer_total_norm > 0 and 0 <= trainer.balancer_decay < 1):
+        raise ConfigError(
+            f"Trainer.balancer_total_norm must be > 0 (got {trainer.balancer_total_norm}) and "
+            f"Trainer.balancer_decay in [0, 1) (got {trainer.balancer_decay})"
+        )
     if trainer.batch_size % trainer.grad_accum:
         raise ConfigError(
             f"Trainer.batch_size ({trainer.batch_size}) must be a multiple of Trainer.grad_accum ({trainer.grad_accum})"
@@ -275,7 +281,17 @@ def build_state(experiment: Experiment, dist: DistInfo) -> State:
         settings=trainer,
         dist=dist,
         ema=ema,
+        balancer=balancer(experiment, dist.device),
     )
+
+
+def balancer(experiment: Experiment, device) -> GradientBalancer | None:
+    """The gradient balancer ``Trainer.balancer`` asks for, weighing the generator's losses by ``lambdas``."""
+    trainer = experiment.trainer
+    if not trainer.balancer:
+        return None
+    weights = {key: value for key, value in experiment.lambdas.items() if key != DISCRIMINATOR_LOSS_KEY}
+    return GradientBalancer(weights, trainer.balancer_total_norm, trainer.balancer_decay, device)
 
 
 def build_losses(experiment: Experiment) -> dict:

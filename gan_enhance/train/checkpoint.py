@@ -2,8 +2,8 @@
 
 Layout (docs/internal_api.md): ``runs/<name>/checkpoints/{latest,best,<N>k}/checkpoint.pt`` holding
 ``version, step, generator, generator_ema, generator_config, discriminator, discriminator_config,
-optimizers, schedulers, scaler, rng, data, metrics, config`` plus ``trainer`` (counters, best tracker)
-and ``checksum``.
+optimizers, schedulers, scaler (one per side), rng, data, metrics, config`` plus ``trainer`` (counters,
+best tracker), ``ema_updates`` and ``balancer`` (when on), and ``checksum``.
 
 Crash safety: every file is written to a temporary file, fsynced and renamed over its tag (a kill at any
 moment leaves the old or the new checkpoint, never a mix); before ``latest`` is replaced, the old one is
@@ -86,6 +86,8 @@ def state_payload(
         discriminator = unwrap(state.discriminator)
         payload["discriminator"] = discriminator.state_dict()
         payload["discriminator_config"] = getattr(discriminator, "build_config", {})
+    if state.balancer is not None:
+        payload["balancer"] = state.balancer.state_dict()
     if state.ema is not None:
         ema = state.ema.state_dict()
         payload["generator_ema"] = ema["weights"]
@@ -265,6 +267,8 @@ def restore_state(state: State, payload: dict[str, Any]) -> None:
     _load_list(state.schedulers_g, payload["schedulers"]["generator"], "generator schedulers")
     _load_list(state.schedulers_d, payload["schedulers"]["discriminator"], "discriminator schedulers")
     state.precision.load_state_dict(payload["scaler"])
+    if state.balancer is not None and "balancer" in payload:
+        state.balancer.load_state_dict(payload["balancer"])
     set_rng_state(payload["rng"])
     state.step = int(payload["step"])
     state.nonfinite_total = int(payload["trainer"].get("nonfinite_total", 0))

@@ -11,6 +11,7 @@ tensor only on a GPU machine; the check makes a CPU test fail the same way).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 
@@ -20,6 +21,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from gan_enhance.errors import ConfigError
+
+log = logging.getLogger("gan_enhance.train")
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,13 @@ def init_distributed(device: str) -> DistInfo:
             dist.init_process_group(backend="nccl", device_id=chosen)
         else:
             dist.init_process_group(backend="gloo")
+        log.info(
+            "joined the process group: backend %s, rank %d of %d, device %s",
+            dist.get_backend(),
+            rank,
+            world_size,
+            chosen,
+        )
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=chosen, launched=launched)
 
 

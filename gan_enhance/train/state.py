@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from gan_enhance.errors import GanEnhanceError
+from gan_enhance.train.balancer import GradientBalancer
 from gan_enhance.train.distributed import DistInfo, unwrap
 from gan_enhance.train.ema import GeneratorEMA
 from gan_enhance.train.optim import MatrixMuon
@@ -99,6 +100,13 @@ class TrainerSettings:
         Learning-rate multiplier of ``lower_lr``.
     spike_max_actions : int
         Corrections allowed in a run; one more stops it (it keeps diverging).
+    balancer : bool
+        EnCodec's gradient balancer (``gan_enhance.train.balancer``): ``lambdas`` become each generator
+        loss's share of the gradient at the generator output instead of multipliers of the losses.
+    balancer_total_norm : float
+        Per-example norm of the balanced gradient at the generator output.
+    balancer_decay : float
+        EMA decay of each loss's gradient norm (EnCodec: 0.999).
     """
 
     max_steps: int = 250000
@@ -139,6 +147,9 @@ class TrainerSettings:
     spike_action: str = "lower_lr"
     spike_lr_factor: float = 0.5
     spike_max_actions: int = 10
+    balancer: bool = False
+    balancer_total_norm: float = 1.0
+    balancer_decay: float = 0.999
 
 
 @dataclass
@@ -223,6 +234,7 @@ class State:
     nonfinite_in_a_row: int = 0
     nonfinite_total: int = 0
     phase_timer: PhaseTimer | None = None
+    balancer: GradientBalancer | None = None
 
     @property
     def device(self) -> torch.device:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from gan_enhance.train.balancer import gradient_shares, loss_gradients
 from gan_enhance.train.distributed import all_ranks_true, unwrap
 from gan_enhance.train.precision import frozen
 from gan_enhance.train.state import NonFiniteLossError, State
@@ -105,8 +106,16 @@ def discriminator_update(
 def generator_update(
     state: State, chunks: Sequence[tuple[Tensor, Tensor]], outputs: Sequence[Tensor] | None, adversarial: bool
 ) -> tuple[dict[str, Tensor], bool]:
-    """One generator update on the weighted sum of its losses (``outputs``: forward already done)."""
+    """One generator update on the weighted sum of its losses (``outputs``: forward already done), or on
+    the balanced gradient when ``Trainer.balancer`` is on.
+
+    On the steps that are logged, each loss's share of the gradient at the generator output is measured
+    on the first micro-batch (``grad/<key>``, ``grad_norm/<key>``; see :mod:`gan_enhance.train.balancer`).
+    """
     sums: dict[str, Tensor] = {}
+    shares: dict[str, Tensor] = {}
+    measure = _logged(state)
+    scaler = state.precision.scalers["generator"]
     _zero_grad(state.optimizers_g)
     for index, (x, y) in enumerate(chunks):
         last = index == len(chunks) - 1
@@ -119,10 +128,23 @@ def generator_update(
             with phase(state, "losses"):
                 losses = generator_losses(state, y_hat, y, adversarial)
                 total = weighted_total(losses, state.lambdas)
-            with phase(state, "gen_backward"):
-                state.precision.scalers["generator"].scale(total / len(chunks)).backward()
+            if state.balancer is not None:
+                with phase(state, "gen_backward"):
+                    gradients = loss_gradients(losses, state.balancer.keys(losses), y_hat)
+                    balanced, scales = state.balancer(gradients, state.dist)
+                    y_hat.backward(scaler.scale(balanced / len(chunks)).to(y_hat.dtype))
+                if measure and index == 0:
+                    shares = gradient_shares(gradients, scales)
+            else:
+                if measure and index == 0:
+                    with phase(state, "gradient_shares"):
+                        weighted = [key for key in losses if state.lambdas.get(key, 0.0) != 0.0]
+                        shares = gradient_shares(loss_gradients(losses, weighted, y_hat), state.lambdas)
+                with phase(state, "gen_backward"):
+                    scaler.scale(total / len(chunks)).backward()
         for key, value in {**losses, TOTAL_KEY: total}.items():
             sums[key] = sums.get(key, 0.0) + value.detach().float() / len(chunks)
+    sums.update(shares)
     with phase(state, "optimizer"):
         norm, ok = _apply_update(state, "generator", sums[TOTAL_KEY])
         if ok and state.ema is not None:
@@ -229,6 +251,12 @@ def phase(state: State, name: str) -> contextlib.AbstractContextManager:
     if state.phase_timer is None:
         return contextlib.nullcontext()
     return state.phase_timer(name)
+
+
+def _logged(state: State) -> bool:
+    """Whether the loop logs the step being trained (it logs after the step, at the new step count)."""
+    step = state.step + 1
+    return step % state.settings.log_every == 0 or step == state.settings.max_steps
 
 
 def _zero_grad(optimizers: list[torch.optim.Optimizer]) -> None:
