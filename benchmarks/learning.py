@@ -1,0 +1,562 @@
+"""Does training help, and do conf/'s defaults win? A 16 kHz denoiser trained on real speech, noise and rooms.
+
+Usage::
+
+    .venv/bin/python benchmarks/learning.py                      # 4 arms x 10 min on the CPU (~45 min)
+    .venv/bin/python benchmarks/learning.py --quick              # smoke run: 1 min per arm, 6 test items
+    .venv/bin/python benchmarks/learning.py --arms reg-adamw reg-muon --minutes-per-arm 15
+
+Data: ``--data`` (default ``$GAN_ENHANCE_DATA``, else ``../shared/data`` next to the repository) with
+``speech/``, ``noise/`` and ``rir/`` (see its MANIFEST.md); without it the script prints one "skipped"
+line and exits 0. Everything it writes goes under ``--out`` (default ``exp/learning``, git-ignored).
+
+Stages, each through the project's own command line:
+
+1. Split by whole speakers, noise files and rooms (the ``*_SPEECH``/``*_NOISE``/``*_RIR`` patterns below):
+   CSV manifests for training and validation speech; the test speech cut into <= 4 s pieces and degraded
+   once, seeded, at 0-10 dB SNR with the held-out noises, by the training task's own chain. Training
+   reverberates 30% of items (dry targets); the test set does so only with ``--test-reverb`` (held-out
+   rooms): measured rooms put some inputs near -80 dB SI-SDR, and those few items swamp SI-SDR means and
+   t-tests. ``gan-enhance degrade`` cannot set the SNR range (or any degradation setting), so the test
+   set is written here with the same calls it makes (``build_task`` + ``item_state``).
+2. ``gan-enhance train`` per arm (``benchmarks/conf/learning.yml`` + a written data overlay), one after
+   another, each stopped by SIGTERM after ``--minutes-per-arm`` of wall time: equal time, not equal steps.
+   Arms: regression-only or regression + GAN, each with AdamW or Muon. A GAN arm trains on regression
+   alone for ``--gan-warmup`` of the steps its optimizer's regression arm reached, then adds the adversary.
+   A finished arm leaves ``runs/<arm>/arm.json``; a later call with the same settings reuses it.
+3. ``gan-enhance export`` (``best``, picked by validation mel loss) and ``gan-enhance enhance`` per arm;
+   ``gan-enhance evaluate`` (SI-SDR, wide-band PESQ, STOI) of the arms, the degraded input and spectral
+   gating (non-stationary and stationary); ``gan-enhance compare`` (paired t-tests).
+4. One markdown table (stdout and ``<out>/learning.md``): metric means, paired p-values against the input
+   and against gating, steps, steps/s, and the validation curves (TensorBoard ``logs/val``) first -> last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fnmatch
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CONFIG = ROOT / "benchmarks" / "conf" / "learning.yml"
+# Held out whole: every CMU ARCTIC speaker (a0007's speaker is unnamed, so it stays with them), one
+# LibriSpeech reader, VCTK p286 and one Lyra voice for test; two other voices for validation.
+TEST_SPEECH = ("cmu_arctic_*", "librispeech_3436-*", "vctk_p286_*", "lyra_sample2_*")
+VAL_SPEECH = ("lyra_sample1_*", "hifitts_*")
+# Two of five noise files and three of ten responses (both clap files are the same seminar room).
+TEST_NOISE = ("speechcommands_running_tap*", "freesound_573577*")
+TEST_RIR = ("clap_seminar_room_*", "openair_st_margarets_church*")
+TEST_SNR_DB = [0.0, 10.0]
+TEST_PIECE_SECONDS = 4.0
+SAMPLE_RATE = 16000
+METRICS = ("si_sdr", "pesq_wb", "stoi")
+METRIC_LABELS = {"si_sdr": "SI-SDR (dB)", "pesq_wb": "PESQ-WB", "stoi": "STOI"}
+BASELINES = {
+    "identity": "identity",
+    "spectral-gating": "spectral-gating",
+    "gating-stationary": "spectral-gating:stationary",
+}
+GATING = ("spectral-gating", "gating-stationary")
+# Arm name -> (generator optimizer, adversarial training). Regression arms run first (GAN warm-up needs them).
+ARMS = {
+    "reg-adamw": ("adamw", False),
+    "gan-adamw": ("adamw", True),
+    "reg-muon": ("muon", False),
+    "gan-muon": ("muon", True),
+}
+# The two questions, each asked on the test set by pairs (baseline arm, system arm): the baseline side's
+# name, the system side's name, and the pairs.
+FACTORS = {
+    "adversarial training": (
+        "regression-only",
+        "regression + GAN",
+        [("reg-adamw", "gan-adamw"), ("reg-muon", "gan-muon")],
+    ),
+    "optimizer": ("AdamW", "Muon", [("reg-adamw", "reg-muon"), ("gan-adamw", "gan-muon")]),
+}
+TOTAL_BUDGET_MINUTES = 45.0
+QUICK = {"minutes": 1.0, "test_items": 6, "val_items": 8, "valid_every": 10}
+# After SIGTERM the trainer finishes its step, writes checkpoints/latest and exits 143.
+STOP_GRACE_SECONDS = 180
+INTERRUPTED = 128 + signal.SIGTERM
+
+
+class BenchmarkError(RuntimeError):
+    """A stage failed; the message names the command and shows the end of its output."""
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+def gan_enhance(args: list[str], env: dict[str, str], log_path: Path) -> str:
+    """Run one ``gan-enhance`` command to the end, its output saved to ``log_path``; returns stdout."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gan_enhance", *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        raise BenchmarkError(f"gan-enhance {args[0]} exited {result.returncode} ({log_path}):\n{tail}")
+    return result.stdout
+
+
+# -- 1. data --------------------------------------------------------------------------------------------------------
+def matches(path: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatch(os.path.basename(path), pattern) for pattern in patterns)
+
+
+def split(files: list[str], test: tuple[str, ...], val: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Files by split, matched on their names; whatever no pattern holds out is training data."""
+    parts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for path in files:
+        held = [key for key, patterns in (("test", test), ("val", val)) if matches(path, patterns)]
+        parts[held[0] if held else "train"].append(path)
+    return parts
+
+
+def write_manifest(paths: list[str], target: Path) -> None:
+    with open(target, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path"])
+        writer.writerows([os.path.abspath(path)] for path in paths)
+
+
+def prepare_data(data: Path, out: Path, overrides: dict) -> tuple[Path, dict]:
+    """Write the manifests and the training overlay config (``overrides`` last); returns it and the split."""
+    import yaml
+
+    from gan_enhance.data.files import find_audio_files
+
+    speech = split(find_audio_files([str(data / "speech")]), TEST_SPEECH, VAL_SPEECH)
+    noise = split(find_audio_files([str(data / "noise")]), TEST_NOISE)
+    rir = split(find_audio_files([str(data / "rir")]), TEST_RIR)
+    for kind, parts in (("speech", speech), ("noise", noise), ("rir", rir)):
+        empty = [name for name, files in parts.items() if not files and (kind == "speech" or name != "val")]
+        if empty:
+            raise BenchmarkError(f"{data / kind}: no {kind} file for the {', '.join(empty)} split(s)")
+    folder = out / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("train", "val"):
+        write_manifest(speech[name], folder / f"{name}.csv")
+    overlay = {
+        "$include": [str(CONFIG)],
+        "runs_dir": str(out / "runs"),
+        "Data.train_sources": [str(folder / "train.csv")],
+        "Data.val_sources": [str(folder / "val.csv")],
+        "Data.noise_dirs": noise["train"],
+        "Data.rir_dirs": rir["train"],
+        **overrides,
+    }
+    config = folder / "learning_data.yml"
+    config.write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return config, {"speech": speech, "noise": noise, "rir": rir}
+
+
+def write_test_set(config: Path, parts: dict, folder: Path, seed: int, limit: int, reverb: bool) -> int:
+    """Held-out speech in <= 4 s pieces, degraded by the run's own task chain at 0-10 dB SNR with the
+    held-out noises (and rooms when ``reverb``), as ``gan-enhance degrade`` writes it (``clean/``,
+    ``degraded/``). Without ``reverb`` the Reverb step is off; the other draws stay the same."""
+    import numpy as np
+    import torch
+
+    from gan_enhance.audio import read_audio, write_audio
+    from gan_enhance.data.datasets import item_state
+    from gan_enhance.data.tasks import build_task
+    from gan_enhance.train.builders import read_experiment
+    from gan_enhance.train.config import load_config
+
+    data = read_experiment(load_config(config)).data
+    settings = {name: dict(values) for name, values in data.degradation_settings.items()}
+    settings.setdefault("AddNoise", {})["snr_db"] = TEST_SNR_DB
+    if not reverb:
+        settings.setdefault("Reverb", {})["prob"] = 0.0
+    task = build_task(
+        data.task, parts["noise"]["test"], parts["rir"]["test"], settings, SAMPLE_RATE, SAMPLE_RATE
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    index = 0
+    for path in parts["speech"]["test"]:
+        wav = read_audio(path, SAMPLE_RATE, mono=True)[0][0].numpy()
+        count = math.ceil(wav.size / (TEST_PIECE_SECONDS * SAMPLE_RATE))
+        stem = os.path.splitext(os.path.basename(path))[0]
+        for number, piece in enumerate(np.array_split(wav, count)):
+            if limit and index >= limit:
+                return index
+            params = task.degradation.instantiate(item_state(seed, index), SAMPLE_RATE)
+            degraded = np.clip(task.degradation.apply(piece, SAMPLE_RATE, params), -1.0, 1.0)
+            name = f"{stem}_{number}.wav"
+            write_audio(folder / "clean" / name, torch.from_numpy(piece)[None], SAMPLE_RATE)
+            write_audio(folder / "degraded" / name, torch.from_numpy(degraded)[None], SAMPLE_RATE)
+            index += 1
+    return index
+
+
+# -- 2. training ----------------------------------------------------------------------------------------------------
+def arm_args(name: str, config: Path, steps_done: dict[str, int], warmup: float) -> list[str]:
+    """The ``gan-enhance train`` arguments of an arm (GAN warm-up from its regression twin's steps)."""
+    optimizer, adversarial = ARMS[name]
+    args = ["train", "--args.load", str(config), "--name", name, "--Optimizer.kind", optimizer]
+    if adversarial:
+        twin = steps_done.get(next(n for n, arm in ARMS.items() if arm == (optimizer, False)), 0)
+        args += ["--Trainer.adversarial_start", str(int(warmup * twin))]
+    else:
+        args += ["--discriminators", "[]"]
+    return args
+
+
+def train_arm(name: str, args: list[str], minutes: float, run_dir: Path, env: dict[str, str]) -> dict:
+    """Train until the deadline, then SIGTERM; returns (and records in ``arm.json``) steps and seconds."""
+    record_path = run_dir / "arm.json"
+    if record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if record["args"] == args and record["minutes"] == minutes:
+            log(f"{name}: reusing the finished run in {run_dir}")
+            return record
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    log_path = run_dir / "train.log"
+    log(f"{name}: training {minutes:g} min: gan-enhance {' '.join(args)}")
+    started = time.monotonic()
+    with open(log_path, "w") as handle:
+        command = [sys.executable, "-m", "gan_enhance", *args]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+        try:
+            process.wait(timeout=minutes * 60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    seconds = time.monotonic() - started
+    text = log_path.read_text()
+    steps = re.findall(r"at step (\d+)", text)
+    if process.returncode not in (0, INTERRUPTED) or not steps:
+        tail = "\n".join(text.splitlines()[-15:])
+        raise BenchmarkError(f"{name}: gan-enhance train exited {process.returncode} ({log_path}):\n{tail}")
+    record = {"args": args, "minutes": minutes, "steps": int(steps[-1]), "seconds": seconds}
+    record_path.write_text(json.dumps(record, indent=1))
+    log(f"{name}: {record['steps']} steps in {seconds:.0f} s ({record['steps'] / seconds:.2f} steps/s)")
+    return record
+
+
+def validation_curves(run_dir: Path) -> dict[str, list[float]]:
+    """``mel/loss`` and ``metric/sisdr`` of ``logs/val``, in step order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not (run_dir / "logs" / "val").is_dir():
+        return {}
+    events = EventAccumulator(str(run_dir / "logs" / "val"), size_guidance={"scalars": 0})
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    return {
+        tag: [e.value for e in events.Scalars(tag)] for tag in ("mel/loss", "metric/sisdr") if tag in tags
+    }
+
+
+# -- 3. evaluation --------------------------------------------------------------------------------------------------
+def export_and_enhance(name: str, out: Path, test: Path, threads: int, env: dict[str, str]) -> Path:
+    run_dir, model, enhanced = out / "runs" / name, out / "models" / name, out / "enhanced" / name
+    tag = "best" if (run_dir / "checkpoints" / "best").is_dir() else "latest"
+    gan_enhance(["export", str(run_dir), str(model), "--tag", tag], env, out / "logs" / f"{name}.export.log")
+    shutil.rmtree(enhanced, ignore_errors=True)
+    options = ["--output", str(enhanced), "--threads", str(threads), "--no-progress"]
+    gan_enhance(
+        ["enhance", str(model), str(test / "degraded"), *options], env, out / "logs" / f"{name}.enhance.log"
+    )
+    return enhanced
+
+
+def compare(baseline: str, systems: list[str], scores: Path, folder: Path, env: dict[str, str]) -> dict:
+    """``gan-enhance compare`` (paired t-test, Holm over ``systems``) -> {(baseline, system, metric): row}."""
+    tables = [f"{name}={scores / (name + '.csv')}" for name in [baseline, *systems]]
+    args = ["compare", *tables, "--test", "ttest", "--metrics", ",".join(METRICS), "--out", str(folder)]
+    gan_enhance(args, env, folder / "compare.log")
+    with open(folder / "comparison.csv", newline="", encoding="utf-8") as handle:
+        return {(row["baseline"], row["system"], row["metric"]): row for row in csv.DictReader(handle)}
+
+
+def mean_scores(path: Path) -> dict[str, float]:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    means = {}
+    for metric in METRICS:
+        values = [float(row[metric]) for row in rows if row.get(metric) not in (None, "")]
+        values = [v for v in values if math.isfinite(v)]
+        means[metric] = sum(values) / len(values) if values else math.nan
+    return means
+
+
+# -- 4. report ------------------------------------------------------------------------------------------------------
+HEADER = [
+    "system",
+    *(METRIC_LABELS[metric] for metric in METRICS),
+    "p vs identity (SI-SDR / PESQ / STOI)",
+    "p vs gating (the weaker of 2)",
+    "steps",
+    "steps/s",
+    "val mel/loss first -> last",
+    "val SI-SDR (dB) first -> last",
+]
+
+
+def better(row: dict) -> bool:
+    return float(row["mean_difference"]) > 0  # every metric here is higher-is-better
+
+
+def p_text(row: dict) -> str:
+    p = float(row["p_ttest"])
+    return "-" if math.isnan(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def p_cell(rows: list[dict]) -> str:
+    """p-values per metric, '+' where the arm is better and '-' where worse."""
+    return " / ".join(p_text(row) + ("+" if better(row) else "-") for row in rows)
+
+
+def weakest(rows: list[dict]) -> dict:
+    """Of the same metric against several baselines, the least favourable comparison for the arm."""
+    return min(rows, key=lambda row: (better(row), -float(row["p_ttest"])))
+
+
+def beats(rows: list[dict], alpha: float = 0.05) -> bool:
+    return all(better(row) and float(row["p_ttest"]) < alpha for row in rows)
+
+
+def curve_cell(values: list[float], best) -> str:
+    if not values:
+        return "-"
+    return f"{values[0]:.3f} -> {values[-1]:.3f} (best {best(values):.3f}, {len(values)} points)"
+
+
+def report(means: dict, arms: dict, results: dict, baselines: list[str]) -> str:
+    """The markdown table: baselines first, then the arms with their p-values, steps and curves."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|---" * len(HEADER) + "|"]
+    for name in [*baselines, *arms]:
+        cells = [name, *(f"{means[name][metric]:.3f}" for metric in METRICS)] + ["-"] * 6
+        if name in arms:
+            arm, curves = arms[name], arms[name]["curves"]
+            cells[4:] = [
+                p_cell([results[("identity", name, metric)] for metric in METRICS]),
+                p_cell([weakest([results[(g, name, metric)] for g in GATING]) for metric in METRICS]),
+                str(arm["steps"]),
+                f"{arm['steps'] / arm['seconds']:.2f}",
+                curve_cell(curves.get("mel/loss", []), min),
+                curve_cell(curves.get("metric/sisdr", []), max),
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def differences(rows: list[dict]) -> str:
+    """``metric +difference (p)`` of compare rows."""
+    return ", ".join(
+        f"{row['metric']} {float(row['mean_difference']):+.3f} (p {p_text(row)})" for row in rows
+    )
+
+
+def conf_defaults() -> dict[str, str]:
+    """conf/base.yml's side of each question."""
+    from gan_enhance.train.config import load_config
+
+    base = load_config(ROOT / "conf" / "base.yml")
+    return {
+        "adversarial training": "regression + GAN" if base.get("discriminators") else "regression-only",
+        "optimizer": "Muon" if base.get("Optimizer.kind") == "muon" else "AdamW",
+    }
+
+
+def verdicts(arms: dict, results: dict) -> list[str]:
+    """One line per claim: beats the input, beats gating, the two questions, falling validation curves."""
+    chosen = min(arms, key=lambda name: min(arms[name]["curves"].get("mel/loss", [math.inf])))
+    lines = [f"model = {chosen} (lowest validation mel/loss: picked without looking at the test set)"]
+    for label, names in (
+        ("the degraded input", ["identity"]),
+        ("spectral gating (both kinds)", list(GATING)),
+    ):
+        rows = {name: [results[(name, chosen, metric)] for metric in METRICS] for name in names}
+        verdict = "YES" if all(beats(each) for each in rows.values()) else "NO"
+        details = "; ".join(f"{chosen} - {name}: {differences(each)}" for name, each in rows.items())
+        lines.append(
+            f"{chosen} beats {label} on SI-SDR, PESQ and STOI (t-test p < 0.05): {verdict}. {details}"
+        )
+    defaults = conf_defaults()
+    for question, (first, second, pairs) in FACTORS.items():
+        pairs = [(base, system) for base, system in pairs if base in arms and system in arms]
+        if not pairs:
+            continue
+        wins = {first: 0, second: 0}
+        for base, system in pairs:
+            for metric in METRICS:
+                winner = results[(base, system, metric)]["winner"]
+                if winner != "tie":
+                    wins[second if winner == system else first] += 1
+        measured = "no side" if wins[first] == wins[second] else max(wins, key=wins.get)
+        agrees = {defaults[question]: "is", "no side": "is not shown to be"}.get(measured, "is NOT")
+        details = "; ".join(
+            f"{system} - {base}: {differences([results[(base, system, m)] for m in METRICS])}"
+            for base, system in pairs
+        )
+        lines.append(
+            f"{question} at equal wall time: {measured} wins (significant wins {first} {wins[first]} : "
+            f"{wins[second]} {second}); conf/base.yml's {defaults[question]} {agrees} the measured winner. "
+            f"{details}"
+        )
+    falling = {
+        name: "yes" if len(curve) > 1 and curve[-1] < curve[0] else "NO"
+        for name, curve in ((name, arm["curves"].get("mel/loss", [])) for name, arm in arms.items())
+    }
+    lines.append(
+        "validation mel/loss falls (last < first): " + ", ".join(f"{n} {f}" for n, f in falling.items())
+    )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    default_data = os.environ.get("GAN_ENHANCE_DATA") or str(ROOT.parent / "shared" / "data")
+    parser.add_argument(
+        "--data", default=default_data, help="folder with speech/, noise/, rir/ (default %(default)s)"
+    )
+    parser.add_argument(
+        "--out", default=str(ROOT / "exp" / "learning"), help="output folder (default %(default)s)"
+    )
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="arms to train")
+    parser.add_argument(
+        "--minutes-per-arm", type=float, default=0.0, help="wall time per arm (default 10; --quick 1)"
+    )
+    parser.add_argument(
+        "--gan-warmup", type=float, default=0.5, help="share of the regression twin's steps before GAN"
+    )
+    parser.add_argument(
+        "--valid-every", type=int, default=0, help="steps between validations (default 50; --quick 10)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of every command (OMP_NUM_THREADS)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the test set's degradations")
+    parser.add_argument(
+        "--test-reverb", action="store_true", help="reverberate test items as training does (held-out rooms)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 min per arm, 6 test items")
+    args = parser.parse_args()
+    data, out = Path(args.data), Path(args.out).resolve()
+    if not all((data / kind).is_dir() for kind in ("speech", "noise", "rir")):
+        print(
+            f"skipped: no shared data at {data} (need speech/, noise/ and rir/; set --data or GAN_ENHANCE_DATA)"
+        )
+        return 0
+    minutes = args.minutes_per_arm or (QUICK["minutes"] if args.quick else 10.0)
+    if minutes * len(args.arms) > TOTAL_BUDGET_MINUTES:
+        parser.error(
+            f"{len(args.arms)} arms x {minutes:g} min exceeds the {TOTAL_BUDGET_MINUTES:g}-minute budget"
+        )
+    valid_every = args.valid_every or (QUICK["valid_every"] if args.quick else 50)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+
+    overrides = {"Trainer.valid_every": valid_every}
+    if args.quick:
+        overrides["Data.val_items"] = QUICK["val_items"]
+    config, parts = prepare_data(data, out, overrides)
+    test = out / "data" / "test"
+    limit = QUICK["test_items"] if args.quick else 0
+    count = write_test_set(config, parts, test, args.seed, limit, args.test_reverb)
+    log(
+        f"split: speech {', '.join(f'{k} {len(v)}' for k, v in parts['speech'].items())} files; "
+        f"noise/rir test {len(parts['noise']['test'])}/{len(parts['rir']['test'])}; {count} test items at 0-10 dB"
+    )
+
+    arms, failures = train_arms(args.arms, config, out, minutes, args.gan_warmup, env)
+    if not arms:
+        raise BenchmarkError("no arm trained; see the errors above")
+    means, results = evaluate_arms(list(arms), out, test, args.threads, env)
+    held = "speakers, noises and rooms" if args.test_reverb else "speakers and noises, no reverb"
+    title = (
+        f"# learning benchmark: {count} test items (held-out {held}; 0-10 dB SNR), "
+        f"{minutes:g} min per arm, {args.threads} thread(s)"
+    )
+    text = "\n".join([title, "", report(means, arms, results, list(BASELINES)), "", footnote(arms), ""])
+    text += "\n".join(f"- {line}" for line in verdicts(arms, results) + [f"FAILED {f}" for f in failures])
+    print(text)
+    (out / "learning.md").write_text(text + "\n")
+    return 1 if failures else 0
+
+
+def footnote(arms: dict) -> str:
+    starts = [
+        f"{name} adversarial from step {arm['gan_start']} ({arm['steps'] - arm['gan_start']} GAN steps)"
+        for name, arm in arms.items()
+        if arm["gan_start"] is not None
+    ]
+    return (
+        "p: paired t-test (gan-enhance compare; against a baseline Holm-corrected over the arms); '+' the arm "
+        "is better, '-' worse. Gating: the less favourable of non-stationary and stationary spectral gating. "
+        "steps/s: over the arm's whole wall time (start-up and validation included)."
+        + "".join(f" {start}." for start in starts)
+    )
+
+
+def train_arms(
+    names: list[str], config: Path, out: Path, minutes: float, warmup: float, env: dict[str, str]
+) -> tuple[dict[str, dict], list[str]]:
+    """Train the arms one after another (regression first); returns their records and the failures."""
+    arms: dict[str, dict] = {}
+    failures = []
+    for name in sorted(names, key=lambda n: ARMS[n][1]):
+        args = arm_args(name, config, {n: arm["steps"] for n, arm in arms.items()}, warmup)
+        try:
+            arms[name] = train_arm(name, args, minutes, out / "runs" / name, env)
+        except BenchmarkError as error:
+            log(f"FAILED {error}")
+            failures.append(str(error).splitlines()[0])
+            continue
+        arms[name]["curves"] = validation_curves(out / "runs" / name)
+        flag = "--Trainer.adversarial_start"
+        arms[name]["gan_start"] = int(args[args.index(flag) + 1]) if flag in args else None
+    return arms, failures
+
+
+def evaluate_arms(
+    names: list[str], out: Path, test: Path, threads: int, env: dict[str, str]
+) -> tuple[dict[str, dict], dict]:
+    """Export, enhance, evaluate and compare; returns metric means per system and the compare rows."""
+    enhanced = [f"--enhanced={name}={export_and_enhance(name, out, test, threads, env)}" for name in names]
+    scores = out / "eval"
+    shutil.rmtree(scores, ignore_errors=True)
+    log("evaluating")
+    gan_enhance(
+        ["evaluate", "--clean", str(test / "clean"), "--degraded", str(test / "degraded"), *enhanced]
+        + [f"--system={name}={spec}" for name, spec in BASELINES.items()]
+        + ["--metrics", ",".join(METRICS), "--spectrograms", "0", "--no-save-audio", "--out", str(scores)],
+        env,
+        out / "logs" / "evaluate.log",
+    )
+    results: dict = {}
+    for baseline in BASELINES:
+        results.update(compare(baseline, names, scores, out / "compare" / baseline, env))
+    for _, _, pairs in FACTORS.values():
+        for base, system in pairs:
+            if base in names and system in names:
+                results.update(compare(base, [system], scores, out / "compare" / f"{system}_vs_{base}", env))
+    return {name: mean_scores(scores / f"{name}.csv") for name in [*BASELINES, *names]}, results
+
+
+if __name__ == "__main__":
+    sys.exit(main())
