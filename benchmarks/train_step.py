@@ -1,7 +1,12 @@
-"""Time one training step of the stage-1 and stage-2 configs, split into its parts.
+"""Time one training step of the demo, stage-1 and stage-2 configs, split into its parts.
 
     python benchmarks/train_step.py                  # CPU, 2 threads, small batch and segments
+    python benchmarks/train_step.py --configs demo   # the demo config alone (regression vs adversarial)
     python benchmarks/train_step.py --device cuda    # adds bf16 and torch.compile variants
+
+Each config is timed as a regression step (before ``Trainer.adversarial_start``) and as an adversarial
+step, with the generator's optimizer as configured and with the other one (AdamW / Muon), so the table
+shows what the adversary and the optimizer each add.
 
 The models are the configs' own (default HiFi++, MPD + MS-STFT + multi-band discriminators, mel + L1 +
 WavLM losses); only the batch and segment are small. WavLM is a random model with WavLM-Large's conv
@@ -11,7 +16,8 @@ through the real loader (``--workers`` processes; 0 puts the degradation cost in
 
 Prints a markdown table of milliseconds per step: data wait, generator forward, generator backward,
 discriminator forward+backward, losses (reconstruction + adversarial forward in the generator step),
-optimizer (unscale, clip, step, EMA for both sides) and the rest.
+optimizer (unscale, clip, step, EMA for both sides), the rest, the total, and seconds of training audio
+per wall second.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from gan_enhance._compat import patch  # noqa: E402
 patch()
 
 from gan_enhance.train.builders import build_state, read_experiment  # noqa: E402
-from gan_enhance.train.config import load_config  # noqa: E402
+from gan_enhance.train.config import load_config, merge_config  # noqa: E402
 from gan_enhance.train.data import build_loaders  # noqa: E402
 from gan_enhance.train.distributed import DistInfo  # noqa: E402
 from gan_enhance.train.loop import BatchStream  # noqa: E402
@@ -40,8 +46,12 @@ from gan_enhance.train.state import PhaseTimer  # noqa: E402
 from gan_enhance.train.step import train_step  # noqa: E402
 
 PHASES = ("data", "gen_forward", "gen_backward", "disc_forward_backward", "losses", "optimizer")
-HEADERS = ("data", "G fwd", "G bwd", "D fwd+bwd", "losses", "optim", "other", "total")
-OUTPUT_RATES = {"stage1_16k": 16000, "stage2_48k": 48000}
+HEADERS = ("data", "G fwd", "G bwd", "D fwd+bwd", "losses", "optim", "other", "total", "audio s/s")
+CONFIGS = {
+    "demo": ("recipes/demo/conf/stage1.yml", 16000),
+    "stage1_16k": ("conf/stage1_16k.yml", 16000),
+    "stage2_48k": ("conf/stage2_48k.yml", 48000),
+}
 
 
 def wavlm_folder(folder: str) -> str:
@@ -66,24 +76,26 @@ def segment_samples(seconds: float, rate: int) -> int:
     return max(grain, round(seconds * rate / grain) * grain)
 
 
-def measure(stage: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str, float]:
-    config = {
-        **load_config(os.path.join(ROOT, "conf", f"{stage}.yml")),
+def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str, float]:
+    path, rate = CONFIGS[name]
+    overrides = {
         "WavLMFeatureLoss.model": wavlm,
         "FineTune.checkpoint": "",
         "Trainer.device": args.device,
         "Trainer.batch_size": args.batch_size,
         "Trainer.num_workers": args.workers,
-        "Trainer.adversarial_start": 0,
+        "Trainer.adversarial_start": 0 if variant["adversarial"] else 10**9,
+        "Trainer.log_every": 10**9,  # no gradient-share measurement inside the timed steps
         "Trainer.precision": variant["precision"],
         "Trainer.compile": variant["compile"],
-        "Data.segment_samples": segment_samples(args.segment_seconds, OUTPUT_RATES[stage]),
+        "generator/Optimizer.kind": variant["optimizer"],
+        "Data.segment_samples": segment_samples(args.segment_seconds, rate),
         "Data.train_sources": [corpus],
         "Data.val_sources": [corpus],
         "Data.epoch_items": 1000,
         "Data.pin_memory": args.device == "cuda",
     }
-    experiment = read_experiment(config)
+    experiment = read_experiment(merge_config(load_config(os.path.join(ROOT, path)), overrides))
     device = torch.device(args.device)
     state = build_state(experiment, DistInfo(device=device))
     state.phase_timer = PhaseTimer(device)
@@ -107,7 +119,14 @@ def measure(stage: str, args, variant: dict, corpus: str, wavlm: str) -> dict[st
             totals[key] = totals.get(key, 0.0) + value
     means = {key: 1000 * value / args.steps for key, value in totals.items()}
     means["other"] = means["total"] - sum(means.get(key, 0.0) for key in PHASES)
+    means["audio s/s"] = args.batch_size * args.segment_seconds / (means["total"] / 1000)
     return means
+
+
+def configured_optimizer(name: str) -> str:
+    """The generator optimizer a config chooses (``generator/Optimizer.kind``, else ``Optimizer.kind``)."""
+    config = load_config(os.path.join(ROOT, CONFIGS[name][0]))
+    return config.get("generator/Optimizer.kind", config.get("Optimizer.kind", "adamw"))
 
 
 def main() -> None:
@@ -121,12 +140,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="measured steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps first (compilation, caches)")
     parser.add_argument("--segment-seconds", type=float, default=0.5, help="training segment length")
-    parser.add_argument("--stages", nargs="+", default=list(OUTPUT_RATES), choices=list(OUTPUT_RATES))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--both-optimizers", action="store_true", help="also time the other optimizer")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    variants = [{"precision": "fp32", "compile": False}]
+    numerics = [{"precision": "fp32", "compile": False}]
     if args.device == "cuda":
-        variants += [
+        numerics += [
             {"precision": "bf16", "compile": False},
             {"precision": "fp32", "compile": True},
             {"precision": "bf16", "compile": True},
@@ -142,18 +162,29 @@ def main() -> None:
             f"{args.workers} workers, "
         )
         print(f"{args.steps} measured steps after {args.warmup} warm-up; milliseconds per step\n")
-        print("| config | precision | compile | " + " | ".join(HEADERS) + " |")
-        print("|---" * (3 + len(HEADERS)) + "|")
-        for stage in args.stages:
-            for variant in variants:
-                means = measure(stage, args, variant, corpus, wavlm)
-                cells = [f"{means.get(key, 0.0):.0f}" for key in PHASES] + [f"{means['other']:.0f}"]
-                cells.append(f"{means['total']:.0f}")
-                compiled = "on" if variant["compile"] else "off"
-                print(
-                    f"| {stage} | {variant['precision']} | {compiled} | " + " | ".join(cells) + " |",
-                    flush=True,
-                )
+        print("| config | step | G optimizer | precision | compile | " + " | ".join(HEADERS) + " |")
+        print("|---" * (5 + len(HEADERS)) + "|")
+        for name in args.configs:
+            optimizers = [configured_optimizer(name)]
+            if args.both_optimizers:
+                optimizers.append("adamw" if optimizers[0] == "muon" else "muon")
+            for optimizer in optimizers:
+                for adversarial in (False, True):
+                    for numeric in numerics:
+                        variant = {**numeric, "optimizer": optimizer, "adversarial": adversarial}
+                        print_row(name, variant, measure(name, args, variant, corpus, wavlm))
+
+
+def print_row(name: str, variant: dict, means: dict[str, float]) -> None:
+    cells = [f"{means.get(key, 0.0):.0f}" for key in PHASES] + [
+        f"{means['other']:.0f}",
+        f"{means['total']:.0f}",
+    ]
+    cells.append(f"{means['audio s/s']:.2f}")
+    step = "adversarial" if variant["adversarial"] else "regression"
+    compiled = "on" if variant["compile"] else "off"
+    head = f"| {name} | {step} | {variant['optimizer']} | {variant['precision']} | {compiled} | "
+    print(head + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

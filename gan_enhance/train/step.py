@@ -169,9 +169,13 @@ def generator_losses(state: State, y_hat: Tensor, y: Tensor, adversarial: bool) 
     if adversarial:
         discriminator = unwrap(state.discriminator)
         # Gradients flow through the discriminator to the generator, not into its weights; the bare module
-        # (not the DDP wrapper) keeps DDP's gradient hooks out of a backward that has no D update.
+        # (not the DDP wrapper) keeps DDP's gradient hooks out of a backward that has no D update. The real
+        # half only gives feature-matching targets (no gradient), so it runs without a graph: the backward
+        # through the discriminator then covers the generated half alone.
         with frozen(discriminator), state.precision.autocast():
-            real_out, fake_out = discriminate(discriminator, y, y_hat)
+            with torch.no_grad():
+                real_out = discriminator(y)
+            fake_out = discriminator(y_hat.to(y.dtype))
             losses["adv/gen"] = state.losses.adversarial.generator(fake_out).float()
             losses["adv/feat"] = state.losses.feature_matching(real_out, fake_out).float()
     return losses
