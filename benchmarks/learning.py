@@ -17,8 +17,8 @@ Stages, each through the project's own command line:
    once, seeded, at 0-10 dB SNR with the held-out noises, by the training task's own chain. Training
    reverberates 30% of items (dry targets); the test set does so only with ``--test-reverb`` (held-out
    rooms): measured rooms put some inputs near -80 dB SI-SDR, and those few items swamp SI-SDR means and
-   t-tests. ``gan-enhance degrade`` cannot set the SNR range (or any degradation setting), so the test
-   set is written here with the same calls it makes (``build_task`` + ``item_state``).
+   t-tests. The pieces are degraded by ``gan-enhance degrade`` (``--set`` gives it the run's settings
+   and the 0-10 dB SNR range).
 2. ``gan-enhance train`` per arm (``benchmarks/conf/learning.yml`` + a written data overlay), one after
    another, each stopped by SIGTERM after ``--minutes-per-arm`` of wall time: equal time, not equal steps.
    Arms: regression-only or regression + GAN, each with AdamW or Muon. A GAN arm trains on regression
@@ -166,16 +166,16 @@ def prepare_data(data: Path, out: Path, overrides: dict) -> tuple[Path, dict]:
     return config, {"speech": speech, "noise": noise, "rir": rir}
 
 
-def write_test_set(config: Path, parts: dict, folder: Path, seed: int, limit: int, reverb: bool) -> int:
-    """Held-out speech in <= 4 s pieces, degraded by the run's own task chain at 0-10 dB SNR with the
-    held-out noises (and rooms when ``reverb``), as ``gan-enhance degrade`` writes it (``clean/``,
-    ``degraded/``). Without ``reverb`` the Reverb step is off; the other draws stay the same."""
+def write_test_set(
+    config: Path, parts: dict, folder: Path, seed: int, limit: int, reverb: bool, env: dict[str, str]
+) -> int:
+    """Held-out speech in <= 4 s pieces (``folder/pieces``), degraded by ``gan-enhance degrade`` with the
+    run's own task chain at 0-10 dB SNR and the held-out noises (and rooms when ``reverb``): ``clean/`` and
+    ``degraded/`` under ``folder``. Without ``reverb`` the Reverb step is off."""
     import numpy as np
     import torch
 
     from gan_enhance.audio import read_audio, write_audio
-    from gan_enhance.data.datasets import item_state
-    from gan_enhance.data.tasks import build_task
     from gan_enhance.train.builders import read_experiment
     from gan_enhance.train.config import load_config
 
@@ -184,9 +184,6 @@ def write_test_set(config: Path, parts: dict, folder: Path, seed: int, limit: in
     settings.setdefault("AddNoise", {})["snr_db"] = TEST_SNR_DB
     if not reverb:
         settings.setdefault("Reverb", {})["prob"] = 0.0
-    task = build_task(
-        data.task, parts["noise"]["test"], parts["rir"]["test"], settings, SAMPLE_RATE, SAMPLE_RATE
-    )
     shutil.rmtree(folder, ignore_errors=True)
     index = 0
     for path in parts["speech"]["test"]:
@@ -195,13 +192,18 @@ def write_test_set(config: Path, parts: dict, folder: Path, seed: int, limit: in
         stem = os.path.splitext(os.path.basename(path))[0]
         for number, piece in enumerate(np.array_split(wav, count)):
             if limit and index >= limit:
-                return index
-            params = task.degradation.instantiate(item_state(seed, index), SAMPLE_RATE)
-            degraded = np.clip(task.degradation.apply(piece, SAMPLE_RATE, params), -1.0, 1.0)
-            name = f"{stem}_{number}.wav"
-            write_audio(folder / "clean" / name, torch.from_numpy(piece)[None], SAMPLE_RATE)
-            write_audio(folder / "degraded" / name, torch.from_numpy(degraded)[None], SAMPLE_RATE)
+                break
+            write_audio(
+                folder / "pieces" / f"{stem}_{number}.wav", torch.from_numpy(piece)[None], SAMPLE_RATE
+            )
             index += 1
+    args = ["degrade", str(folder / "pieces"), str(folder), "--task", data.task, "--seed", str(seed)]
+    args += ["--in-sample-rate", str(SAMPLE_RATE), "--out-sample-rate", str(SAMPLE_RATE)]
+    args += ["--noise", *parts["noise"]["test"], "--rir", *parts["rir"]["test"]]
+    for class_name, values in settings.items():
+        for key, value in values.items():
+            args += ["--set", f"{class_name}.{key}={json.dumps(value)}"]
+    gan_enhance(args, env, folder / "degrade.log")
     return index
 
 
@@ -477,7 +479,7 @@ def main() -> int:
     config, parts = prepare_data(data, out, overrides)
     test = out / "data" / "test"
     limit = QUICK["test_items"] if args.quick else 0
-    count = write_test_set(config, parts, test, args.seed, limit, args.test_reverb)
+    count = write_test_set(config, parts, test, args.seed, limit, args.test_reverb, env)
     log(
         f"split: speech {', '.join(f'{k} {len(v)}' for k, v in parts['speech'].items())} files; "
         f"noise/rir test {len(parts['noise']['test'])}/{len(parts['rir']['test'])}; {count} test items at 0-10 dB"

@@ -22,6 +22,8 @@ What is patched, and why:
   in-memory encode/decode of :mod:`gan_enhance.codecs` (MP3, Ogg/Vorbis, Opus, mu-law and A-law WAV).
 - ``AudioSignal.pitch_shift``/``time_stretch`` need ``torchaudio.sox_effects`` (gone since 2.9): replaced
   by librosa's phase-vocoder effects, which audiotools already depends on.
+
+Not a library gap but a default of torch's own: :func:`allow_retained_compiled_graphs`.
 """
 
 from __future__ import annotations
@@ -218,3 +220,17 @@ def _time_stretch(self, factor, quick=True):
 
     _librosa_effect(self, lambda y: librosa.effects.time_stretch(y, rate=float(factor)))
     return self
+
+
+def allow_retained_compiled_graphs() -> None:
+    """Let a backward through a ``torch.compile``-d module keep its graph (``retain_graph=True``).
+
+    By default the compiled backward reuses ("donates") the buffers it saved, which makes any second
+    backward through the same graph fail ("compiled with non-empty donated buffers"). The trainer does
+    exactly that: each loss's gradient at the generator output (logged shares, the balancer) is taken
+    before the update's own backward. Costs some memory; call before compiling.
+    """
+    import torch._functorch.config
+
+    if hasattr(torch._functorch.config, "donated_buffer"):
+        torch._functorch.config.donated_buffer = False

@@ -216,6 +216,26 @@ def test_on_the_fly_degradation_matches_the_degrade_command(corpus, tmp_path):
     assert [r["si_sdr"] for r in on_the_fly] == pytest.approx([r["si_sdr"] for r in from_disk], abs=0.05)
 
 
+def test_degrade_sets_the_snr_range_and_refuses_rooms_a_task_cannot_use(corpus, tmp_path, capsys):
+    """``--set AddNoise.snr_db=[0,10]`` gives SNRs in 0-10 dB (measured: degraded - clean is the noise);
+    ``--rir`` with a task that has no Reverb step is an error instead of being ignored."""
+    out = tmp_path / "set"
+    args = ["degrade", str(corpus / "clean"), str(out), "--task", "denoise", "--seed", "1"]
+    assert cli(args + ["--set", "AddNoise.snr_db=[0, 10]", "--set", "AddNoise.prob=1.0"]) == 0
+    names = [str(path.relative_to(out / "clean")) for path in sorted((out / "clean").rglob("*.wav"))]
+    assert names
+    for name in names:
+        clean, _ = soundfile.read(str(out / "clean" / name))
+        degraded, _ = soundfile.read(str(out / "degraded" / name))
+        noise = degraded - clean
+        snr = 10 * np.log10(np.sum(clean**2) / np.sum(noise**2))
+        assert -0.6 <= snr <= 10.6, name
+    assert cli(args + ["--set", "AddNoise.snr_db"]) == 1
+    assert "CLASS.KEY=VALUE" in capsys.readouterr().err
+    assert cli(args + ["--rir", str(corpus / "clean")]) == 1
+    assert "no Reverb step" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_metric_processes_give_the_same_tables(corpus, tmp_path):
     common = ["--clean", str(corpus / "clean"), "--degraded", str(corpus / "noisy"), "--system", "identity"]

@@ -83,10 +83,16 @@ def train_command(corpus: str, runs_dir, name: str, resume: bool, **extra) -> li
 class Training:
     """A ``gan-enhance train`` subprocess whose log lines are read as they come."""
 
-    def __init__(self, command: list[str]):
+    def __init__(self, command: list[str], own_group: bool = False):
         environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=environment, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+            command,
+            cwd=ROOT,
+            env=environment,
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            start_new_session=own_group,  # its own process group, which a test can signal whole
         )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -173,6 +179,19 @@ def test_sigterm_and_sigint_write_latest_and_exit_cleanly(corpus, tmp_path, sign
     resumed = Training(train_command(corpus, tmp_path, "run", resume=True, **extra))
     assert resumed.finish() == 0, resumed.output
     assert load_checkpoint(checkpoint_path(tmp_path / "run", "latest"))["step"] == latest["step"] + 1
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_whole_process_group_with_loader_workers_stops_cleanly(corpus, tmp_path):
+    """A terminal's Ctrl-C reaches every process of the group, the data loader's workers too: the run
+    still finishes its step, writes latest and exits 130 without a traceback."""
+    extra = {"Trainer.max_steps": 1000, "Trainer.checkpoint_every": 1000, "Trainer.num_workers": 2}
+    run = Training(train_command(corpus, tmp_path, "run", resume=False, **extra), own_group=True)
+    assert run.wait_for_step(3)
+    os.killpg(run.process.pid, signal.SIGINT)
+    assert run.finish() == 128 + signal.SIGINT, run.output
+    assert "continue with --resume" in run.output and "Traceback" not in run.output
+    assert load_checkpoint(checkpoint_path(tmp_path / "run", "latest"))["step"] >= 3
 
 
 @pytest.fixture(scope="module")

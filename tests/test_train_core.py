@@ -174,3 +174,29 @@ def test_a_balanced_step_gives_the_losses_their_weights_as_shares():
     for key, weight in weights.items():
         assert metrics[f"grad/{key}"].item() == pytest.approx(weight / sum(weights.values()), rel=1e-4), key
     assert any(not torch.equal(before[key], value) for key, value in state.generator.state_dict().items())
+
+
+def test_a_non_finite_gradient_leaves_the_balancer_averages_alone():
+    from gan_enhance.train.balancer import GradientBalancer
+
+    balancer = GradientBalancer({"a": 1.0, "b": 1.0}, total_norm=1.0, decay=0.9, device=torch.device("cpu"))
+    finite = {"a": torch.full((1, 1, 4), 1.0), "b": torch.full((1, 1, 4), 1.0)}
+    balancer(finite, DistInfo())
+    before = balancer.state_dict()
+    balancer({"a": torch.full((1, 1, 4), math.inf), "b": torch.full((1, 1, 4), 1.0)}, DistInfo())
+    assert balancer.sums["a"].item() == before["sums"]["a"].item()
+    _, scales = balancer(finite, DistInfo())
+    assert math.isfinite(scales["a"].item()) and scales["a"].item() > 0
+
+
+def test_a_compiled_discriminator_lets_the_step_take_each_losses_gradient(monkeypatch):
+    """torch.compile's backward reuses its saved buffers by default, so the gradient shares (taken with
+    retain_graph before the update's backward) failed on every logged step after the first backward."""
+    compile_module = torch.nn.Module.compile
+    monkeypatch.setattr(
+        torch.nn.Module, "compile", lambda self, **_: compile_module(self, backend="aot_eager")
+    )
+    state = tiny_state(**{"Trainer.compile": True, "Trainer.adversarial_start": 0, "Trainer.log_every": 1})
+    for _ in range(2):
+        metrics = train_step(state, clip_batch())
+    assert metrics["grad/adv/feat"] > 0

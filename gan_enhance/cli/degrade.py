@@ -24,6 +24,15 @@ def main(argv: list[str]) -> int:
     )
     arguments.add_argument("--in-sample-rate", type=int, default=0, help="degraded rate (0: the task's)")
     arguments.add_argument("--out-sample-rate", type=int, default=0, help="clean rate (0: the task's)")
+    arguments.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="CLASS.KEY=VALUE",
+        help="change one setting of the task's degradations, as a training config would (value in YAML), "
+        "e.g. --set AddNoise.snr_db=[0,10] --set Reverb.prob=0; repeat for several",
+    )
     options = arguments.parse_args(argv)
 
     import os
@@ -34,6 +43,13 @@ def main(argv: list[str]) -> int:
     from gan_enhance.errors import DataError
     from gan_enhance.evaluate.tasks import task_degrader
 
+    settings = degradation_settings(options.settings)
+    if options.rir and not any(
+        step == "Reverb" for step, _ in PRESETS.get(options.task, {}).get("steps", [])
+    ):
+        raise DataError(
+            f"task {options.task!r} has no Reverb step, so --rir would be ignored; use a task with one"
+        )
     files = find_audio_files([options.clean])
     if not files:
         raise DataError(f"no audio files under {options.clean}; give a folder of clean recordings")
@@ -44,6 +60,7 @@ def main(argv: list[str]) -> int:
         options.rir,
         options.in_sample_rate,
         options.out_sample_rate,
+        settings,
     )
     out_rate = options.out_sample_rate or PRESETS[options.task]["rates"][1]
     for index, path in enumerate(files):
@@ -59,3 +76,24 @@ def main(argv: list[str]) -> int:
         f"clean/ at {out_rate} Hz (task {options.task}, seed {options.seed})"
     )
     return 0
+
+
+def degradation_settings(items: list[str]) -> dict[str, dict]:
+    """``["AddNoise.snr_db=[0, 10]", ...]`` -> ``{"AddNoise": {"snr_db": [0, 10]}}`` (values read as YAML)."""
+    import yaml
+
+    from gan_enhance.errors import ConfigError
+
+    settings: dict[str, dict] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        class_name, dot, name = key.partition(".")
+        if not (equals and dot and class_name and name):
+            raise ConfigError(f"--set {item!r}: write CLASS.KEY=VALUE, e.g. --set AddNoise.snr_db=[0,10]")
+        try:
+            settings.setdefault(class_name, {})[name] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(
+                f"--set {item!r}: {text!r} is not a YAML value; quote lists: '[0, 10]'"
+            ) from None
+    return settings

@@ -10,6 +10,7 @@ from ``e * len(dataset)``, so on-the-fly datasets draw fresh excerpts every epoc
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -47,7 +48,14 @@ class ResumableSampler(Sampler[int]):
 
 def seed_worker(worker_id: int) -> None:
     """Seed Python, numpy and torch in a worker from the loader's per-worker seed, and keep the worker
-    single-threaded (parallelism comes from the workers; threads inside each would oversubscribe)."""
+    single-threaded (parallelism comes from the workers; threads inside each would oversubscribe).
+
+    Workers ignore SIGINT: Ctrl-C in a terminal reaches every process of the group, and a worker killed by
+    it would crash the main process, which is the one that handles it (it finishes the step, writes its
+    checkpoint and shuts the workers down). SIGTERM keeps its default: Python's exit stops stray workers
+    with it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.utils.data.get_worker_info().seed % 2**32
     random.seed(seed)
     np.random.seed(seed)

@@ -23,6 +23,7 @@ def task_degrader(
     rir_dirs: list[str] = (),
     in_sample_rate: int = 0,
     out_sample_rate: int = 0,
+    settings: dict[str, dict] | None = None,
 ) -> Callable[[torch.Tensor, int, int], tuple[torch.Tensor, int]]:
     """``degrade(wav (C, T), sample_rate, index) -> (degraded (C, T'), input_rate)`` for preset ``task``.
 
@@ -36,13 +37,20 @@ def task_degrader(
         Noise and impulse-response folders (synthetic noise and rooms when empty).
     in_sample_rate, out_sample_rate : int
         Override the preset's rates (0 keeps them), e.g. a 16 kHz input for a 48 kHz target.
+    settings : dict[str, dict], optional
+        Per-degradation overrides of the preset (``{"AddNoise": {"snr_db": [0, 10]}}``), as in training.
     """
     # The data layer pulls in every degradation; only this mode of evaluation needs it.
     from gan_enhance.data.datasets import item_state
     from gan_enhance.data.tasks import build_task
 
     built = build_task(
-        task, list(noise_dirs), list(rir_dirs), in_sample_rate=in_sample_rate, out_sample_rate=out_sample_rate
+        task,
+        list(noise_dirs),
+        list(rir_dirs),
+        settings,
+        in_sample_rate=in_sample_rate,
+        out_sample_rate=out_sample_rate,
     )
 
     def degrade(wav: torch.Tensor, sample_rate: int, index: int) -> tuple[torch.Tensor, int]:

@@ -62,6 +62,8 @@ class GradientBalancer:
         Where the running averages live (the training device).
     eps : float
         Added to the averaged norm.
+
+    With ``Trainer.grad_accum`` > 1 the averages advance once per micro-batch.
     """
 
     def __init__(
@@ -102,12 +104,16 @@ class GradientBalancer:
         return balanced, scales
 
     def _average(self, key: str, norm: Tensor) -> Tensor:
+        """The running average with ``norm`` folded in, unless it is not finite: such a step is skipped by
+        the trainer, and one inf or NaN must not switch a loss off (or break every later step) for good."""
         if key not in self.sums:
             self.sums[key] = torch.zeros((), device=self.device)
             self.counts[key] = torch.zeros((), device=self.device)
-        self.sums[key] = self.sums[key] * self.decay + norm.detach()
-        self.counts[key] = self.counts[key] * self.decay + 1.0
-        return self.sums[key] / self.counts[key]
+        finite = torch.isfinite(norm)
+        norm = torch.where(finite, norm.detach(), torch.zeros_like(norm))
+        self.sums[key] = torch.where(finite, self.sums[key] * self.decay + norm, self.sums[key])
+        self.counts[key] = torch.where(finite, self.counts[key] * self.decay + 1.0, self.counts[key])
+        return self.sums[key] / self.counts[key].clamp_min(1e-12)
 
     def state_dict(self) -> dict[str, Any]:
         return {"sums": dict(self.sums), "counts": dict(self.counts)}

@@ -222,6 +222,11 @@ def _check_cadence(trainer: TrainerSettings) -> None:
         if getattr(trainer, name) <= 0:
             raise ConfigError(f"Trainer.{name} must be positive, got {getattr(trainer, name)}")
     spike_guard(trainer)  # raises on bad guard settings
+    if trainer.balancer and trainer.precision == "fp16":
+        raise ConfigError(
+            "Trainer.balancer measures each loss's gradient unscaled, which underflows in fp16; "
+            "use Trainer.precision bf16 or fp32 with the balancer"
+        )
     if trainer.balancer and not (trainer.balancer_total_norm > 0 and 0 <= trainer.balancer_decay < 1):
         raise ConfigError(
             f"Trainer.balancer_total_norm must be > 0 (got {trainer.balancer_total_norm}) and "
@@ -261,6 +266,9 @@ def build_state(experiment: Experiment, dist: DistInfo) -> State:
     generator = wrap_model(generator, dist, unused)
     discriminator = wrap_model(discriminator, dist, unused) if discriminator is not None else None
     if trainer.compile:
+        from gan_enhance._compat import allow_retained_compiled_graphs
+
+        allow_retained_compiled_graphs()  # the loss gradients at y_hat keep the discriminator's graph
         generator.compile()
         if discriminator is not None:
             discriminator.compile()
