@@ -182,14 +182,16 @@ def test_sigterm_and_sigint_write_latest_and_exit_cleanly(corpus, tmp_path, sign
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_the_whole_process_group_with_loader_workers_stops_cleanly(corpus, tmp_path):
-    """A terminal's Ctrl-C reaches every process of the group, the data loader's workers too: the run
-    still finishes its step, writes latest and exits 130 without a traceback."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_whole_process_group_with_loader_workers_stops_cleanly(corpus, tmp_path, signum):
+    """A terminal's Ctrl-C, ``timeout`` or a job scheduler signal every process of the group, the data
+    loader's workers too: the run still finishes its step, writes latest and exits 128 + signal without a
+    traceback."""
     extra = {"Trainer.max_steps": 1000, "Trainer.checkpoint_every": 1000, "Trainer.num_workers": 2}
     run = Training(train_command(corpus, tmp_path, "run", resume=False, **extra), own_group=True)
     assert run.wait_for_step(3)
-    os.killpg(run.process.pid, signal.SIGINT)
-    assert run.finish() == 128 + signal.SIGINT, run.output
+    os.killpg(run.process.pid, signum)
+    assert run.finish() == 128 + signum, run.output
     assert "continue with --resume" in run.output and "Traceback" not in run.output
     assert load_checkpoint(checkpoint_path(tmp_path / "run", "latest"))["step"] >= 3
 

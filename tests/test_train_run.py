@@ -202,6 +202,7 @@ def test_both_writers_hold_the_same_loss_tags_plus_audio_and_images(corpus, tmp_
         "Trainer.valid_every": 2,
         "Trainer.profile_start": 1,
         "Trainer.profile_steps": 1,
+        "Optimizer.kind": "muon",
     }
     run_training(debug_config(corpus, tmp_path, "logs", **overrides))
     assert glob.glob(str(tmp_path / "logs" / "logs" / "profile" / "*.pt.trace.json*"))
@@ -213,6 +214,7 @@ def test_both_writers_hold_the_same_loss_tags_plus_audio_and_images(corpus, tmp_
     losses = {"mel/loss", "l1/loss", "adv/gen", "adv/feat", "adv/disc", "total/loss"}
     assert losses <= train_tags and losses <= val_tags
     assert {"grad_norm/gen", "grad_norm/disc", "lr/gen", "lr/gen_muon", "lr/disc"} <= train_tags
+    assert {"grad/mel/loss", "grad/adv/feat", "grad_norm/adv/gen"} <= train_tags
     assert {"time/step", "time/data", "perf/samples_per_s", "nonfinite/skipped"} <= train_tags
     assert "metric/sisdr" in val_tags
     assert {"sample_0/input", "sample_0/output", "sample_0/target"} <= set(logs["val"].Tags()["audio"])

@@ -9,9 +9,11 @@ from ``e * len(dataset)``, so on-the-fly datasets draw fresh excerpts every epoc
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -50,17 +52,22 @@ def seed_worker(worker_id: int) -> None:
     """Seed Python, numpy and torch in a worker from the loader's per-worker seed, and keep the worker
     single-threaded (parallelism comes from the workers; threads inside each would oversubscribe).
 
-    Workers ignore SIGINT: Ctrl-C in a terminal reaches every process of the group, and a worker killed by
-    it would crash the main process, which is the one that handles it (it finishes the step, writes its
-    checkpoint and shuts the workers down). SIGTERM keeps its default: Python's exit stops stray workers
-    with it.
+    SIGTERM ends a worker quietly (exit status 0): ``timeout`` and job schedulers signal every process
+    of the group, and a worker killed by the signal makes torch raise "DataLoader worker ... is killed by
+    signal" in the main process wherever it is, while the main process is handling the same signal (it
+    finishes the step and writes its checkpoint). Ctrl-C needs nothing: torch's workers already end
+    quietly on it.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_quietly)
     seed = torch.utils.data.get_worker_info().seed % 2**32
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(1)
+
+
+def _exit_quietly(signum: int, frame: Any) -> None:
+    os._exit(0)
 
 
 class ResumableLoader:
