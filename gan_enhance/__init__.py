@@ -7,7 +7,12 @@ Importing the package is cheap: heavy submodules load on first use.
 >>> enhanced, rate = model.enhance(waveform, sample_rate)      # doctest: +SKIP
 """
 
+from gan_enhance._compat import install_import_hook
 from gan_enhance.version import __version__
+
+# torchaudio's CUDA wheel fails to import on CPU torch; a user's own `import torchaudio` (or audiotools)
+# after `import gan_enhance` gets the stand-in that makes it work. Installing the hook imports nothing.
+install_import_hook()
 
 __all__ = ["__version__", "load_generator"]
 

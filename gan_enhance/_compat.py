@@ -29,10 +29,10 @@ Not a library gap but a default of torch's own: :func:`allow_retained_compiled_g
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
 import sys
 import types
-
-import numpy as np
 
 _applied: list[str] = []
 _patched = False
@@ -88,6 +88,33 @@ def _patch_torchaudio_import() -> None:
     sys.modules["torchaudio._extension"] = _native_extension_stand_in()
     importlib.import_module("torchaudio")
     _applied.append("torchaudio-native-extension")
+
+
+class _TorchaudioImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Runs :func:`_patch_torchaudio_import` the first time anything imports torchaudio, so a user's
+    ``import gan_enhance`` followed by ``import torchaudio`` (or ``import audiotools``) works on CPU torch
+    without ``import gan_enhance`` importing torch itself."""
+
+    def find_spec(self, name: str, path=None, target=None):
+        if name != "torchaudio":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        _patch_torchaudio_import()  # imports torchaudio, with the stand-in if its native library fails
+        return importlib.util.spec_from_loader(name, self)
+
+    def create_module(self, spec):
+        return sys.modules["torchaudio"]
+
+    def exec_module(self, module) -> None:
+        """Already executed by the import in :meth:`find_spec`."""
+
+
+def install_import_hook() -> None:
+    """Make the first ``import torchaudio`` of the process go through the stand-in logic (cheap: imports
+    nothing); a no-op once torchaudio is imported."""
+    if "torchaudio" not in sys.modules and not any(isinstance(f, _TorchaudioImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _TorchaudioImport())
 
 
 def torchaudio_native_available() -> bool:
@@ -184,6 +211,8 @@ def _apply_codec(self, preset=None, format="wav", encoding=None, bits_per_sample
         raise ValueError(
             f"codec format {name!r} is not available through soundfile; use one of {sorted(CODEC_NAMES)}"
         )
+    import numpy as np
+
     from gan_enhance.codecs import codec_round_trip
 
     level = settings["compression"]
@@ -196,6 +225,7 @@ def _apply_codec(self, preset=None, format="wav", encoding=None, bits_per_sample
 
 def _librosa_effect(self, effect) -> None:
     """Apply ``effect(y (T,)) -> (T',)`` to every channel of every item; lengths may change."""
+    import numpy as np
     import torch
 
     waveform = self._to_2d().detach().cpu().numpy()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile
@@ -107,3 +110,20 @@ def test_audiotools_left_alone_where_the_library_has_the_thing(monkeypatch):
     assert util.info is original_info
     assert "audiotools-apply-codec" not in _compat._applied
     assert "audiotools-info" not in _compat._applied
+
+
+def test_a_users_script_imports_torchaudio_and_audiotools_after_gan_enhance():
+    """``import gan_enhance`` stays cheap (no torch, no numpy) and makes a following ``import torchaudio``
+    or ``import audiotools`` work where torchaudio's native library cannot load (its CUDA wheel on CPU
+    torch)."""
+    script = (
+        "import sys, gan_enhance\n"
+        "assert 'torch' not in sys.modules and 'numpy' not in sys.modules\n"
+        "import torchaudio, audiotools\n"
+        "import torch\n"
+        "wave = torch.randn(1, 1600)\n"
+        "assert torchaudio.functional.resample(wave, 16000, 8000).shape == (1, 800)\n"
+        "assert audiotools.AudioSignal(wave, 16000).duration == 0.1\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
