@@ -44,8 +44,10 @@ def main(argv: list[str]) -> int:
     from gan_enhance.evaluate.tasks import task_degrader
 
     settings = degradation_settings(options.settings)
-    if options.rir and not any(
-        step == "Reverb" for step, _ in PRESETS.get(options.task, {}).get("steps", [])
+    if (
+        options.rir
+        and options.task in PRESETS
+        and not any(step == "Reverb" for step, _ in PRESETS[options.task]["steps"])
     ):
         raise DataError(
             f"task {options.task!r} has no Reverb step, so --rir would be ignored; use a task with one"

@@ -236,7 +236,7 @@ def _one_step(
     averages.add(metrics, data_seconds=fetched - started, step_seconds=time.perf_counter() - fetched)
     profiler.step(state.step)
     step = state.step
-    if step % settings.log_every == 0 or step == settings.max_steps:
+    if settings.logs_at(step):
         log_training(state, run, averages.pop(), batch["x"].shape[0], progress)
     progress.update(step)
     if settings.sample_every and step % settings.sample_every == 0:

@@ -151,6 +151,10 @@ class TrainerSettings:
     balancer_total_norm: float = 1.0
     balancer_decay: float = 0.999
 
+    def logs_at(self, step: int) -> bool:
+        """Whether the training scalars are logged at ``step`` (every ``log_every`` steps and the last)."""
+        return step % self.log_every == 0 or step == self.max_steps
+
 
 @dataclass
 class LossSet:

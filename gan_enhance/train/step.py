@@ -114,7 +114,7 @@ def generator_update(
     """
     sums: dict[str, Tensor] = {}
     shares: dict[str, Tensor] = {}
-    measure = _logged(state)
+    measure = state.settings.logs_at(state.step + 1)  # the loop logs after the step, at the new count
     scaler = state.precision.scalers["generator"]
     _zero_grad(state.optimizers_g)
     for index, (x, y) in enumerate(chunks):
@@ -255,12 +255,6 @@ def phase(state: State, name: str) -> contextlib.AbstractContextManager:
     if state.phase_timer is None:
         return contextlib.nullcontext()
     return state.phase_timer(name)
-
-
-def _logged(state: State) -> bool:
-    """Whether the loop logs the step being trained (it logs after the step, at the new step count)."""
-    step = state.step + 1
-    return step % state.settings.log_every == 0 or step == state.settings.max_steps
 
 
 def _zero_grad(optimizers: list[torch.optim.Optimizer]) -> None:
