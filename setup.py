@@ -47,14 +47,21 @@ setup(
         "pyloudnorm==0.2.0",
         # streaming resampling in the chunked enhancer (also pulled in by librosa)
         "soxr==1.1.0",
+        # DNSMOS (P.835 SIG/BAK/OVRL and P.808): Microsoft's ONNX models ship inside the wheel, no download
+        "speechmos==0.0.1.1",
+        "onnxruntime==1.24.4",
+        # hyper-parameter sweeps (samplers, pruners, SQLite/PostgreSQL storage); plotly draws its HTML plots
+        "optuna==5.0.0",
+        "plotly==7.1.0",
     ],
     extras_require={
         # selenium drives Debian's chromium for the listening-page test (.ci/install_browser.sh);
         # 4.52 needs a certifi the registry lacks here
-        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0", "onnxruntime==1.24.4"],
-        # onnxruntime checks ONNX exports; the `onnx` package itself needs protobuf >= 3.20, which
-        # audiotools' pin forbids, and torch's exporter works without it (see gan_enhance/export.py)
-        "export": ["onnxruntime==1.24.4"],
+        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0"],
+        # onnxruntime (a base requirement, for DNSMOS) checks ONNX exports; the `onnx` package itself
+        # needs protobuf >= 3.20, which audiotools' pin forbids, and torch's exporter works without it
+        # (see gan_enhance/export.py)
+        "export": [],
     },
     entry_points={"console_scripts": ["gan-enhance=gan_enhance.cli:main"]},
 )
