@@ -274,3 +274,18 @@ def test_validation_batches_are_the_same_every_time_even_when_cut_short(corpus, 
     whole = [batch["x"] for batch in val]
     assert torch.equal(first, second) and torch.equal(first, whole[0]) and len(whole) == 2
     assert not torch.equal(whole[0], whole[1])
+
+
+def test_a_validation_callback_sees_every_validation_and_can_stop_the_run(corpus, tmp_path):
+    seen = []
+
+    def callback(step, metrics):
+        seen.append((step, sorted(metrics)))
+        return step >= 4
+
+    overrides = {"Trainer.max_steps": 10, "Trainer.valid_every": 2}
+    result = run_training(debug_config(corpus, tmp_path, "pruned", **overrides), on_validation=callback)
+    assert [step for step, _ in seen] == [2, 4]
+    assert "mel/loss" in seen[0][1]
+    assert result.step == 4 and result.stopped_early
+    assert checkpoint_path(tmp_path / "pruned", "latest").is_file()

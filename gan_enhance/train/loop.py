@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +109,9 @@ class Run:
         Add PESQ/STOI to validation.
     spike_guard : SpikeGuard or None
         The loss-spike guard (``Trainer.spike_factor``).
+    on_validation : callable or None
+        Called on rank 0 after every validation with ``(step, metrics)``; returning True stops the run
+        after this step's checkpoint, as early stopping does (a sweep's pruner uses it).
     """
 
     run_dir: Path
@@ -123,6 +126,7 @@ class Run:
     tracker: BestTracker | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     spike_guard: SpikeGuard | None = None
+    on_validation: Callable[[int, dict[str, float]], bool] | None = None
 
 
 @dataclass
@@ -317,6 +321,9 @@ def run_validation(state: State, run: Run) -> bool:
                 run.tracker.best,
                 run.tracker.best_step,
             )
+            stop[0] = 1
+        if run.on_validation is not None and run.on_validation(state.step, metrics):
+            log.info("stopped at step %d by the validation callback", state.step)
             stop[0] = 1
     return bool(broadcast_from_main(stop, state.dist)[0])
 

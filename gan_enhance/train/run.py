@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,16 @@ log = logging.getLogger("gan_enhance.train")
 CONFIG_FILE = "config.yml"
 
 
-def run_training(config: dict[str, Any], resume: bool = False) -> FitResult:
+def run_training(
+    config: dict[str, Any],
+    resume: bool = False,
+    on_validation: Callable[[int, dict[str, float]], bool] | None = None,
+) -> FitResult:
     """Train the run described by ``config`` (flat keys, see ``conf/``); with ``resume`` continue ``latest``.
 
     The config is checked completely before anything is built or written. Under ``torchrun`` every
-    process calls this; rank 0 alone writes the run folder.
+    process calls this; rank 0 alone writes the run folder. ``on_validation(step, metrics)`` is called on
+    rank 0 after each validation; returning True stops the run there (``FitResult.stopped_early``).
     """
     experiment = read_experiment(config)
     check_data_paths(experiment.data.settings)
@@ -73,6 +79,7 @@ def run_training(config: dict[str, Any], resume: bool = False) -> FitResult:
             tracker=tracker,
             last_metrics=last_metrics,
             spike_guard=guard,
+            on_validation=on_validation,
         )
         if dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
