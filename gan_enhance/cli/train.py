@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
 
     from gan_enhance.train.builders import read_experiment
     from gan_enhance.train.config import load_config, merge_config, parse_overrides
-    from gan_enhance.train.data import check_data_paths
+    from gan_enhance.train.preflight import check_run
 
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
         return 0
     experiment = read_experiment(config)
     if options.check:
-        check_data_paths(experiment.data.settings)
+        check_run(experiment)
         print(f"{options.config}: config OK (generator {experiment.generator}, run {experiment.name})")
         return 0
 

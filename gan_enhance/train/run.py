@@ -14,12 +14,13 @@ from gan_enhance.data.datasets import BadFileLog
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.builders import build_state, read_experiment, resolved_config
 from gan_enhance.train.checkpoint import BestTracker, checkpoint_path, load_resumable, restore_state
-from gan_enhance.train.data import build_loaders, check_data_paths
+from gan_enhance.train.data import build_loaders
 from gan_enhance.train.distributed import init_distributed, shutdown
 from gan_enhance.train.finetune import initialise_from
 from gan_enhance.train.guard import SpikeGuard, spike_guard
 from gan_enhance.train.loop import BatchStream, FitResult, Run, fit
 from gan_enhance.train.precision import configure_backends, seed_everything
+from gan_enhance.train.preflight import check_run, log_data_summary
 from gan_enhance.train.writers import RunWriters
 
 log = logging.getLogger("gan_enhance.train")
@@ -38,7 +39,7 @@ def run_training(
     rank 0 after each validation; returning True stops the run there (``FitResult.stopped_early``).
     """
     experiment = read_experiment(config)
-    check_data_paths(experiment.data.settings)
+    check_run(experiment, load_models=False)
     trainer = experiment.trainer
     run_dir = Path(experiment.runs_dir) / experiment.name
     latest = checkpoint_path(run_dir, "latest")
@@ -85,6 +86,7 @@ def run_training(
             run_dir.mkdir(parents=True, exist_ok=True)
             write_text(run_dir / CONFIG_FILE, yaml.safe_dump(run.config, sort_keys=True))
             log.info("run folder %s (step %d of %d)", run_dir, state.step, trainer.max_steps)
+            log_data_summary(experiment, train_loader.dataset, val_loader.dataset)
         return fit(state, run)
     finally:
         if writers is not None:
