@@ -116,3 +116,20 @@ def test_normalized_input_makes_the_feature_term_level_invariant(tmp_path):
         quiet = loss.terms(y + disturbance, 0.2 * y)[0]
         loud = loss.terms(10 * (y + disturbance), 2 * y)[0]
         assert torch.allclose(quiet, loud, rtol=1e-3) == invariant
+
+
+def test_an_uncached_hub_id_offline_fails_at_once_in_one_line(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as error:
+        WavLMFeatureLoss("microsoft/wavlm-large")
+    assert time.monotonic() - start < 5  # no download retries
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith("WavLMFeatureLoss.model: cannot load 'microsoft/wavlm-large'")
+    assert "--wavlm none" in message

@@ -19,6 +19,13 @@ from gan_enhance.losses.waveform import check_same_shape
 from gan_enhance.nn.spectral import stft
 from gan_enhance.nn.wavlm import WAVLM_SAMPLE_RATE, FrozenWavLM, load_wavlm
 
+# The config key that names the model, and what a user without it can do: both in every error message.
+MODEL_KEY = "WavLMFeatureLoss.model"
+MODEL_HINT = (
+    "pass a local folder (save_pretrained) or turn the loss off with lambdas.wavlm/loss 0 "
+    "(in a recipe: --wavlm PATH or --wavlm none)"
+)
+
 
 class WavLMFeatureLoss(nn.Module):
     """``feature_weight * MSE(WavLM-conv(y_hat), WavLM-conv(y)) + stft_weight * L1(|Y_hat|, |Y|)``.
@@ -52,7 +59,8 @@ class WavLMFeatureLoss(nn.Module):
     Raises
     ------
     ConfigError
-        Naming ``model`` when its weights cannot be loaded.
+        One line naming ``WavLMFeatureLoss.model`` when the model cannot be loaded (offline and not in
+        the local cache fails at once, without download retries).
     """
 
     loads_model = True  # an external model: not built just to log the loss at weight 0
@@ -73,7 +81,7 @@ class WavLMFeatureLoss(nn.Module):
         super().__init__()
         patch()  # transformers imports torchaudio, which needs the CPU-only workaround here
         # Keep the conv encoder only: the transformer is never run, so it need not occupy memory.
-        self.encoder = load_wavlm(model).feature_extractor
+        self.encoder = load_wavlm(model, MODEL_KEY, MODEL_HINT).feature_extractor
         self.encoder.eval()
         self.encoder.requires_grad_(False)
         self.model_name = model

@@ -1,0 +1,229 @@
+"""``train --check`` proves every external model and checkpoint loadable (offline failures in one line, at
+once); the data summary reports files, hours, rates and band limits, and warns about band-limited targets.
+
+Hub loading is made to fail fast: ``HF_HUB_OFFLINE=1`` and an empty cache folder. No test reaches the
+network (the one reachability test points the hub at a closed port on this machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from test_train_step import tiny_config
+
+from gan_enhance._compat import patch
+from gan_enhance.errors import CheckpointError, ConfigError
+
+patch()  # transformers (the tiny_wavlm_dir fixture, the WavLM config check) imports torchaudio
+
+from gan_enhance.cli import main as cli_main  # noqa: E402
+from gan_enhance.nn.wavlm import load_wavlm, locate_wavlm  # noqa: E402
+from gan_enhance.train.builders import read_experiment  # noqa: E402
+from gan_enhance.train.data import build_datasets  # noqa: E402
+from gan_enhance.train.distributed import DistInfo  # noqa: E402
+from gan_enhance.train.preflight import check_run, external_models, log_data_summary  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HUB_ID = "microsoft/wavlm-large"
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No network, an empty hub cache: a hub id that is not cached must fail at once."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "hf_home" / "hub"
+
+
+@pytest.fixture
+def speech(tmp_path) -> str:
+    folder = tmp_path / "speech"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    soundfile.write(folder / "a.wav", 0.1 * rng.standard_normal(16000), 16000)
+    return str(folder)
+
+
+def wavlm_config(speech: str, model: str, weight: float = 1.0, **overrides) -> dict:
+    return tiny_config(
+        **{
+            "Data.train_sources": [speech],
+            "Data.val_sources": [speech],
+            "lambdas.wavlm/loss": weight,
+            "WavLMFeatureLoss.model": model,
+            **overrides,
+        }
+    )
+
+
+def test_offline_hub_model_fails_the_check_in_one_line_naming_key_and_remedy(offline, speech):
+    experiment = read_experiment(wavlm_config(speech, HUB_ID))
+    with pytest.raises(ConfigError) as error:
+        check_run(experiment)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"WavLMFeatureLoss.model: cannot load '{HUB_ID}'")
+    assert "not in the local cache" in message
+    assert "--wavlm PATH" in message and "--wavlm none" in message and "lambdas.wavlm/loss 0" in message
+    # the run itself stops at the same line before building anything (no download retries)
+    with pytest.raises(ConfigError, match="cannot load"):
+        check_run(experiment, load_models=False)
+
+
+def test_train_check_prints_the_one_line_and_not_config_ok(offline, speech, capsys):
+    overrides = ["--Data.train_sources", f"[{speech}]", "--Data.val_sources", f"[{speech}]"]
+    code = cli_main(
+        ["train", "--args.load", os.path.join(ROOT, "conf", "stage1_16k.yml"), *overrides, "--check"]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "config OK" not in captured.out
+    errors = [line for line in captured.err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and f"WavLMFeatureLoss.model: cannot load '{HUB_ID}'" in errors[0]
+
+
+def test_a_zero_weight_loss_needs_no_model(offline, speech):
+    experiment = read_experiment(wavlm_config(speech, "/nonexistent/wavlm", weight=0.0))
+    assert external_models(experiment) == []
+    check_run(experiment)
+
+
+def test_a_local_folder_passes_and_a_broken_one_names_what_is_missing(
+    offline, speech, tiny_wavlm_dir, tmp_path
+):
+    check_run(read_experiment(wavlm_config(speech, tiny_wavlm_dir)))
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    shutil.copy(os.path.join(tiny_wavlm_dir, "config.json"), no_weights)
+    with pytest.raises(ConfigError, match=r"WavLMFeatureLoss.model: folder .*no_weights has no weights"):
+        check_run(read_experiment(wavlm_config(speech, str(no_weights))))
+    corrupt = shutil.copytree(tiny_wavlm_dir, tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ConfigError, match="model.safetensors does not read"):
+        check_run(read_experiment(wavlm_config(speech, str(corrupt))))
+    with pytest.raises(ConfigError, match="/nonexistent/wavlm is not a folder"):
+        check_run(read_experiment(wavlm_config(speech, "/nonexistent/wavlm")))
+
+
+def test_a_cached_hub_id_loads_offline_from_the_cache(offline, tiny_wavlm_dir):
+    # the hub cache layout: models--org--name/{refs/main, snapshots/<commit>/files}
+    repo = offline / "models--test-org--tiny-wavlm"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_wavlm_dir, snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    source = locate_wavlm("test-org/tiny-wavlm")
+    assert (source.kind, source.folder) == ("cache", str(snapshot))
+    model = load_wavlm("test-org/tiny-wavlm")
+    reference = load_wavlm(str(snapshot))
+    for (name, value), (_, other) in zip(model.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(value, other), name
+
+
+def test_an_unreachable_hub_fails_fast_without_offline_mode(offline, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused
+    with pytest.raises(ConfigError, match=r"no network: http://127.0.0.1:9 does not answer"):
+        locate_wavlm(HUB_ID, "WavLMFeatureLoss.model")
+
+
+def test_a_wavlm_conditioned_generator_is_checked_under_its_own_key(offline, speech):
+    config = tiny_config(
+        **{
+            "Data.train_sources": [speech],
+            "Data.val_sources": [speech],
+            "generator": "hifipp",
+            "HiFiPlusPlus.wavlm": HUB_ID,
+        }
+    )
+    with pytest.raises(ConfigError, match=rf"^HiFiPlusPlus.wavlm: cannot load '{HUB_ID}'.*set it to ''"):
+        check_run(read_experiment(config))
+
+
+def test_finetune_checkpoint_must_load(offline, speech, tmp_path):
+    from test_train_step import tiny_state
+
+    from gan_enhance.train.checkpoint import save_checkpoint, state_payload
+
+    def experiment(path):
+        return read_experiment(
+            tiny_config(
+                **{
+                    "Data.train_sources": [speech],
+                    "Data.val_sources": [speech],
+                    "FineTune.checkpoint": str(path),
+                }
+            )
+        )
+
+    with pytest.raises(CheckpointError, match=r"^FineTune.checkpoint .*missing_run holds no checkpoint"):
+        check_run(experiment(tmp_path / "missing_run"))
+    run = tmp_path / "run"
+    save_checkpoint(state_payload(tiny_state(), {}, {}, {}, {}), run, ["latest"])
+    check_run(experiment(run))
+    check_run(experiment(run), load_models=False)  # the run itself does not load it twice
+    (run / "checkpoints" / "latest" / "checkpoint.pt").write_bytes(b"truncated")
+    with pytest.raises(CheckpointError, match=r"^FineTune.checkpoint: .*not a readable training checkpoint"):
+        check_run(experiment(run))
+
+
+def write_tone_files(folder, specs) -> None:
+    """``(name, rate, band_hz)``: white noise at ``rate`` with every component above ``band_hz`` removed."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for name, rate, band in specs:
+        spectrum = np.fft.rfft(rng.standard_normal(2 * rate))
+        spectrum[np.fft.rfftfreq(2 * rate, 1 / rate) > band] = 0
+        soundfile.write(folder / name, 0.1 * np.fft.irfft(spectrum, 2 * rate), rate)
+
+
+def test_data_summary_reports_files_rates_and_warns_about_band_limited_targets(tmp_path, caplog):
+    speech = tmp_path / "speech"
+    write_tone_files(
+        speech, [("full48k.wav", 48000, 24000), ("narrow48k.wav", 48000, 4000), ("wide16k.wav", 16000, 8000)]
+    )
+    config = tiny_config(
+        **{
+            "Data.train_sources": [str(speech)],
+            "Data.val_sources": [str(speech)],
+            "Data.val_items": 2,
+            "Data.epoch_items": 4,
+            "out_sample_rate": 48000,
+            "Data.segment_samples": 6144,
+            "runs_dir": str(tmp_path / "runs"),
+        }
+    )
+    experiment = read_experiment(config)
+    train, val = build_datasets(experiment.data, DistInfo())
+    (tmp_path / "runs" / "debug").mkdir(parents=True)
+    with caplog.at_level(logging.INFO, logger="gan_enhance.train"):
+        log_data_summary(experiment, train, val)
+    text = (tmp_path / "runs" / "debug" / "data_summary.txt").read_text()
+    assert "train: 4 items from clean audio degraded on the fly; 3 files, 0.00 h" in text
+    assert "rates 16000 Hz x1, 48000 Hz x2" in text
+    # the 48 kHz full-band file reaches 24 kHz; the 4 kHz one and the 16 kHz file (8 kHz) fall short
+    # (the estimate sees a few hertz of window leakage above a brick-wall edge)
+    assert re.search(
+        r"target bandwidth 4\.[01]-24\.0 kHz \(median 8\.0 kHz, 3 sampled; 2 below 21\.6 kHz\)", text
+    )
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(
+        "2 of 3 sampled train targets are band-limited below the 24 kHz Nyquist" in w for w in warnings
+    )
+    assert "noise: synthetic" in text
+
+    # at a 16 kHz output only the 4 kHz file is narrow (the others reach 8 kHz)
+    caplog.clear()
+    experiment = read_experiment({**config, "out_sample_rate": 16000})
+    with caplog.at_level(logging.INFO, logger="gan_enhance.train"):
+        log_data_summary(experiment, train, val)
+    assert "1 below 7.2 kHz" in (tmp_path / "runs" / "debug" / "data_summary.txt").read_text()
