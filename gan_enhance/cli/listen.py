@@ -1,4 +1,5 @@
-"""``gan-enhance listen``: build a MUSHRA + A/B listening-test page that runs from disk."""
+"""``gan-enhance listen``: build a blind MUSHRA + A/B listening-test page that runs from disk, and the
+key file (kept by the experimenter) that says which system each stimulus is."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 from gan_enhance.cli._args import parser as make_parser
 from gan_enhance.errors import ConfigError
 
-HELP = "build a self-contained MUSHRA and A/B listening-test page (open index.html, no server)"
+HELP = "build a blind, self-contained MUSHRA and A/B listening-test page (open index.html, no server)"
 
 
 def build_parser():
@@ -22,10 +23,22 @@ def build_parser():
         metavar="[NAME=]DIR",
         help="a folder of a system's outputs (e.g. evaluate's audio/<system>); repeat per system",
     )
-    parser.add_argument("--out", required=True, help="folder for index.html and its audio")
+    parser.add_argument(
+        "--out", required=True, help="folder served to listeners: index.html and its audio, nothing else"
+    )
+    parser.add_argument(
+        "--key",
+        default="",
+        help="where the key (which system each stimulus is) goes; default OUT-key.json beside OUT, "
+        "never inside it: keep it away from listeners",
+    )
     parser.add_argument("--trials", type=int, default=0, help="number of items (0: all shared items)")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of item choice, condition order and A/B sides"
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of item choice, orders, A/B sides and file names (default: a secret one, kept in the key; "
+        "a listener who knows the seed could rebuild the order)",
     )
     parser.add_argument("--anchor-hz", type=float, default=3500.0, help="low-anchor cutoff (0: no anchor)")
     parser.add_argument("--loudness", type=float, default=-23.0, help="stimulus loudness in LUFS")
@@ -60,6 +73,7 @@ def main(argv: list[str]) -> int:
         ab_pairs=("none",) if args.no_ab else tuple(args.ab),
         title=args.title,
     )
-    page = build_listening_test(args.reference, systems, args.out, settings)
+    page, key = build_listening_test(args.reference, systems, args.out, settings, key_path=args.key)
     print(f"open {os.path.abspath(page)} in a browser; listeners send back the answer files they download")
+    print(f"key: {key} (keep it away from listeners; gan-enhance listen-results ANSWERS --key {key})")
     return 0

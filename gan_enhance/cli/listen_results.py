@@ -12,7 +12,23 @@ HELP = "aggregate listening-test answers (JSON/CSV): MUSHRA means with 95% CIs, 
 def build_parser():
     parser = make_parser("listen-results", HELP)
     parser.add_argument("answers", nargs="+", help="answer files, or folders holding them")
-    parser.add_argument("--screen", action="store_true", help="BS.1534-3 post-screening of listeners")
+    parser.add_argument(
+        "--key",
+        default="",
+        help="the key file gan-enhance listen wrote (OUT-key.json): which system is which",
+    )
+    parser.add_argument(
+        "--screen",
+        action="store_true",
+        help="BS.1534-3 post-screening: exclude listeners who rate the hidden reference below 90 or the "
+        "anchor above 90 in more than 15%% of trials (each exclusion is printed with its counts)",
+    )
+    parser.add_argument(
+        "--ci",
+        choices=["t", "bootstrap"],
+        default="t",
+        help="MUSHRA 95%% interval: t interval clipped to 0-100, or percentile bootstrap",
+    )
     parser.add_argument("--out", default="", help="folder for listening_results.md/.json")
     return parser
 
@@ -24,24 +40,31 @@ def main(argv: list[str]) -> int:
     from gan_enhance.errors import DataError
     from gan_enhance.evaluate.listening import results
 
-    answer_sets = [results.read_answers(path) for path in results.collect_answer_files(args.answers)]
+    files = results.collect_answer_files(args.answers)
+    # The key may sit among the answers; it is not one.
+    files = [path for path in files if not args.key or not os.path.samefile(path, args.key)]
+    answer_sets = [results.read_answers(path) for path in files]
     tests = {a.test_id for a in answer_sets}
     if len(tests) > 1:
         raise DataError(
             f"the answer files come from different tests ({', '.join(sorted(tests))}); aggregate each apart"
         )
+    results.attach_systems(answer_sets, args.key)
     excluded = []
     if args.screen:
         answer_sets, excluded = results.screen(answer_sets)
+        for line in results.screening_lines(excluded):
+            print(f"excluded {line}")
         if not answer_sets:
-            raise DataError("post-screening excluded every listener")
-    mushra, ab = results.aggregate_mushra(answer_sets), results.aggregate_ab(answer_sets)
+            raise DataError("post-screening excluded every listener (see the reasons above)")
+    mushra, ab = results.aggregate_mushra(answer_sets, ci=args.ci), results.aggregate_ab(answer_sets)
     text = results.results_markdown(mushra, ab, len(answer_sets), excluded)
     print(text)
     if args.out:
+        from gan_enhance.atomic import write_text
+
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "listening_results.md"), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        with open(os.path.join(args.out, "listening_results.json"), "w", encoding="utf-8") as handle:
-            json.dump({"mushra": mushra, "ab": ab, "excluded": excluded}, handle, indent=1)
+        write_text(os.path.join(args.out, "listening_results.md"), text)
+        summary = {"mushra": mushra, "ab": ab, "excluded": excluded}
+        write_text(os.path.join(args.out, "listening_results.json"), json.dumps(summary, indent=1) + "\n")
     return 0

@@ -1,11 +1,16 @@
-"""Read listeners' answer files (JSON or CSV from the page) and aggregate them per system.
+"""Read listeners' answer files (JSON or CSV from the page), join them to the test's key and aggregate
+them per system.
 
-MUSHRA: per system, the mean score over all ratings with a 95% confidence interval from the t
-distribution (as ITU-R BS.1534 reports), plus std, median and counts. Optional post-screening
-(BS.1534-3): a listener who rates the hidden reference below 90 in more than 15% of trials is excluded.
+MUSHRA: per system, the mean score over all ratings with a 95% confidence interval that stays inside the
+0-100 scale: the t interval (as ITU-R BS.1534 reports) clipped to [0, 100], or a percentile bootstrap.
+Optional post-screening (BS.1534-3): a listener who rates the hidden reference below 90 in more than 15%
+of trials, or the low anchor above 90 in more than 15%, is excluded, with the rule and the counts said.
 
 A/B: per system pair, how often each side was preferred and "no preference"; the preference rate of the
 first system among decisive answers, its 95% Wilson interval and a two-sided binomial test p-value.
+
+The page is blind (version 2 answers name only trials, condition ids and sides): their systems come from
+the key file (:mod:`.key`). Answers of the older, unblinded page (version 1) carry the systems themselves.
 """
 
 from __future__ import annotations
@@ -19,24 +24,79 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_enhance.errors import DataError
-from gan_enhance.evaluate.listening.build import REFERENCE
+from gan_enhance.evaluate.listening.build import ANCHOR, REFERENCE
+from gan_enhance.evaluate.listening.key import KEY_FORMAT
 from gan_enhance.evaluate.listening.page import ANSWERS_FORMAT
 from gan_enhance.evaluate.report import fmt, markdown_table
 
 SCREEN_SCORE = 90
 SCREEN_FRACTION = 0.15
 CONFIDENCE = 0.95
+SCALE = (0.0, 100.0)
+BOOTSTRAP_RESAMPLES = 10000
+CI_METHODS = ("t", "bootstrap")
 
 
 @dataclass
 class Answers:
-    """One listener's answers: MUSHRA ratings and A/B choices (unanswered entries dropped)."""
+    """One listener's answers: MUSHRA ratings and A/B choices (unanswered entries dropped).
+
+    ``blind`` answers (from the current page) hold ``{"trial", "condition", "score"}`` and
+    ``{"pair", "choice"}`` rows until :func:`~.key.apply_key` adds ``system``/``item`` and ``a``/``b``.
+    """
 
     source: str
     test_id: str
     listener: str
-    mushra: list[dict] = field(default_factory=list)  # {"trial", "item", "system", "score"}
-    ab: list[dict] = field(default_factory=list)  # {"pair", "item", "a", "b", "choice"}
+    blind: bool = True
+    mushra: list[dict] = field(default_factory=list)
+    ab: list[dict] = field(default_factory=list)
+
+
+def _score(value, path: str) -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"'{path}': score {value!r} is not a number") from None
+    if not SCALE[0] <= score <= SCALE[1]:
+        raise DataError(f"'{path}': score {score} is outside the 0-100 MUSHRA scale")
+    return score
+
+
+def _read_json(path: str) -> Answers:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise DataError(f"'{path}' is not valid JSON ({error}); download the answers again") from None
+    if isinstance(data, dict) and data.get("format") == KEY_FORMAT:
+        raise DataError(f"'{path}' is the test's key, not an answer file; pass it as --key {path}")
+    if not isinstance(data, dict) or data.get("format") != ANSWERS_FORMAT:
+        found = data.get("format") if isinstance(data, dict) else None
+        raise DataError(f"'{path}' is not a listening-test answer file (format {found!r})")
+    answers = Answers(path, str(data["test_id"]), str(data["listener"]), blind=data.get("version", 1) >= 2)
+    for row in data["mushra"]:
+        if row.get("score") is not None:
+            answers.mushra.append(dict(row, score=_score(row["score"], path)))
+    answers.ab = [dict(r) for r in data["ab"] if r.get("choice")]
+    return answers
+
+
+def _read_csv(path: str) -> Answers:
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "test" not in rows[0]:
+        raise DataError(f"'{path}' is not a listening-test answer CSV (no 'test' column)")
+    answers = Answers(path, rows[0]["test_id"], rows[0]["listener"], blind="system" not in rows[0])
+    for row in rows:
+        if row["test"] == "mushra" and row["score"] != "":
+            entry = {"trial": row["trial"], "score": _score(row["score"], path)}
+            fields = ("item", "system") if not answers.blind else ("condition",)
+            answers.mushra.append(entry | {name: row[name] for name in fields})
+        elif row["test"] == "ab" and row["choice"]:
+            entry = {"pair": row["trial"], "choice": row["choice"]}
+            answers.ab.append(entry | ({} if answers.blind else {n: row[n] for n in ("item", "a", "b")}))
+    return answers
 
 
 def read_answers(path: str) -> Answers:
@@ -44,46 +104,9 @@ def read_answers(path: str) -> Answers:
     if not os.path.isfile(path):
         raise DataError(f"answer file '{path}' does not exist")
     if path.lower().endswith(".json"):
-        try:
-            with open(path, encoding="utf-8") as handle:
-                data = json.load(handle)
-        except json.JSONDecodeError as error:
-            raise DataError(f"'{path}' is not valid JSON ({error}); download the answers again") from None
-        if data.get("format") != ANSWERS_FORMAT:
-            raise DataError(f"'{path}' is not a listening-test answer file (format {data.get('format')!r})")
-        answers = Answers(path, str(data["test_id"]), str(data["listener"]))
-        answers.mushra = [
-            dict(r, score=float(r["score"])) for r in data["mushra"] if r.get("score") is not None
-        ]
-        answers.ab = [r for r in data["ab"] if r.get("choice")]
-        return answers
+        return _read_json(path)
     if path.lower().endswith(".csv"):
-        with open(path, newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        if not rows or "test" not in rows[0]:
-            raise DataError(f"'{path}' is not a listening-test answer CSV (no 'test' column)")
-        answers = Answers(path, rows[0]["test_id"], rows[0]["listener"])
-        for row in rows:
-            if row["test"] == "mushra" and row["score"] != "":
-                answers.mushra.append(
-                    {
-                        "trial": row["trial"],
-                        "item": row["item"],
-                        "system": row["system"],
-                        "score": float(row["score"]),
-                    }
-                )
-            elif row["test"] == "ab" and row["choice"]:
-                answers.ab.append(
-                    {
-                        "pair": row["trial"],
-                        "item": row["item"],
-                        "a": row["a"],
-                        "b": row["b"],
-                        "choice": row["choice"],
-                    }
-                )
-        return answers
+        return _read_csv(path)
     raise DataError(f"'{path}': answer files end in .json or .csv")
 
 
@@ -107,40 +130,97 @@ def collect_answer_files(paths: list[str]) -> list[str]:
     return files
 
 
-def screen(answer_sets: list[Answers]) -> tuple[list[Answers], list[str]]:
-    """Keep listeners who rate the hidden reference >= 90 in at least 85% of trials (BS.1534-3)."""
+def attach_systems(answer_sets: list[Answers], key_path: str = "") -> None:
+    """Give blind answers their systems and items from the key file at ``key_path``."""
+    from gan_enhance.evaluate.listening.key import apply_key, read_key
+
+    key = read_key(key_path) if key_path else None
+    for answers in answer_sets:
+        if answers.blind:
+            if key is None:
+                raise DataError(
+                    f"'{answers.source}' names no systems (the page is blind); pass --key with the "
+                    "-key.json that gan-enhance listen wrote beside the page folder"
+                )
+            apply_key(answers, key, key_path)
+            answers.blind = False
+
+
+def _screening_reasons(answers: Answers) -> list[str]:
+    """The BS.1534-3 post-screening rules ``answers`` breaks, each with its counts."""
+    rules = [
+        (REFERENCE, "hidden reference", "below", lambda score: score < SCREEN_SCORE),
+        (ANCHOR, "low anchor", "above", lambda score: score > SCREEN_SCORE),
+    ]
+    reasons = []
+    for system, role, side, breaks in rules:
+        scores = [r["score"] for r in answers.mushra if r["system"] == system]
+        count = sum(map(breaks, scores))
+        if scores and count / len(scores) > SCREEN_FRACTION:
+            reasons.append(
+                f"rated the {role} {side} {SCREEN_SCORE} in {count} of {len(scores)} trials "
+                f"({100 * count / len(scores):.0f}%, more than the {100 * SCREEN_FRACTION:.0f}% "
+                "ITU-R BS.1534-3 post-screening allows)"
+            )
+    return reasons
+
+
+def screen(answer_sets: list[Answers]) -> tuple[list[Answers], list[dict]]:
+    """Split listeners by BS.1534-3 post-screening: keep those who rate the hidden reference >= 90 and the
+    low anchor <= 90 in at least 85% of trials.
+
+    Returns
+    -------
+    tuple[list[Answers], list[dict]]
+        The kept answers, and per excluded listener ``{"listener", "file", "reasons"}``.
+    """
     kept, excluded = [], []
     for answers in answer_sets:
-        reference = [r["score"] for r in answers.mushra if r["system"] == REFERENCE]
-        low = sum(score < SCREEN_SCORE for score in reference)
-        if reference and low / len(reference) > SCREEN_FRACTION:
-            excluded.append(answers.listener)
+        reasons = _screening_reasons(answers)
+        if reasons:
+            excluded.append({"listener": answers.listener, "file": answers.source, "reasons": reasons})
         else:
             kept.append(answers)
     return kept, excluded
 
 
-def mean_ci(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
-    """Mean and its t-distribution confidence interval (NaN interval for fewer than two values)."""
+def mean_ci(
+    values: np.ndarray, confidence: float = CONFIDENCE, method: str = "t", bounds: tuple[float, float] = SCALE
+) -> tuple[float, float, float]:
+    """Mean and its confidence interval, kept inside ``bounds`` (NaN interval for fewer than two values).
+
+    ``method="t"``: the t-distribution interval, clipped to ``bounds`` (ratings near the end of the scale
+    otherwise give intervals past it). ``"bootstrap"``: the percentile interval of the mean over
+    resampled ratings (fixed seed), which lies inside the ratings' own range.
+    """
     from scipy import stats
 
     values = np.asarray(values, dtype=np.float64)
     mean = float(values.mean())
     if len(values) < 2:
         return mean, math.nan, math.nan
-    half = float(
-        stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    )
-    return mean, mean - half, mean + half
+    if method == "t":
+        half = float(
+            stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+        )
+        low, high = mean - half, mean + half
+    elif method == "bootstrap":
+        rng = np.random.default_rng(0)
+        means = values[rng.integers(0, len(values), (BOOTSTRAP_RESAMPLES, len(values)))].mean(axis=1)
+        low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    else:
+        raise ValueError(f"unknown confidence-interval method {method!r}; use one of {CI_METHODS}")
+    return mean, max(float(low), bounds[0]), min(float(high), bounds[1])
 
 
-def aggregate_mushra(answer_sets: list[Answers]) -> list[dict]:
-    """One row per system (best mean first): n ratings, listeners, mean, 95% CI, std, median."""
+def aggregate_mushra(answer_sets: list[Answers], ci: str = "t") -> list[dict]:
+    """One row per system (best mean first): n ratings, listeners, mean, 95% CI (``ci`` method, see
+    :func:`mean_ci`), std, median."""
     systems = sorted({r["system"] for a in answer_sets for r in a.mushra})
     rows = []
     for system in systems:
         scores = np.array([r["score"] for a in answer_sets for r in a.mushra if r["system"] == system])
-        mean, low, high = mean_ci(scores)
+        mean, low, high = mean_ci(scores, method=ci)
         listeners = sum(any(r["system"] == system for r in a.mushra) for a in answer_sets)
         rows.append(
             {
@@ -150,6 +230,7 @@ def aggregate_mushra(answer_sets: list[Answers]) -> list[dict]:
                 "mean": mean,
                 "ci_low": low,
                 "ci_high": high,
+                "ci_method": ci,
                 "std": float(scores.std(ddof=1)) if len(scores) > 1 else math.nan,
                 "median": float(np.median(scores)),
             }
@@ -205,14 +286,20 @@ def aggregate_ab(answer_sets: list[Answers]) -> list[dict]:
     return rows
 
 
-def results_markdown(mushra: list[dict], ab: list[dict], listeners: int, excluded: list[str]) -> str:
-    """Markdown tables of the aggregated MUSHRA and A/B results."""
+def screening_lines(excluded: list[dict]) -> list[str]:
+    """One line per excluded listener: who, from which file, and every rule broken with its counts."""
+    return [f"listener {e['listener']} ({e['file']}): {'; '.join(e['reasons'])}" for e in excluded]
+
+
+def results_markdown(mushra: list[dict], ab: list[dict], listeners: int, excluded: list[dict]) -> str:
+    """Markdown tables of the aggregated MUSHRA and A/B results (``excluded`` as from :func:`screen`)."""
     parts = [f"## Listening test results ({listeners} listener(s))\n"]
     if excluded:
-        parts.append(
-            f"Excluded by post-screening (hidden reference < {SCREEN_SCORE}): {', '.join(excluded)}\n"
-        )
+        lines = "\n".join(f"- {line}" for line in screening_lines(excluded))
+        parts.append(f"Excluded by post-screening:\n\n{lines}\n")
     if mushra:
+        method = {"t": "t, clipped to 0-100", "bootstrap": "bootstrap"}[mushra[0]["ci_method"]]
+        ci_header = f"95% CI ({method})"
         body = [
             [
                 r["system"],
@@ -227,7 +314,7 @@ def results_markdown(mushra: list[dict], ab: list[dict], listeners: int, exclude
         ]
         parts.append(
             "### MUSHRA (0-100)\n\n"
-            + markdown_table(["system", "ratings", "listeners", "mean", "95% CI", "std", "median"], body)
+            + markdown_table(["system", "ratings", "listeners", "mean", ci_header, "std", "median"], body)
             + "\n"
         )
     if ab:
