@@ -15,7 +15,13 @@ from scipy import stats
 from gan_enhance.cli import main as cli
 from gan_enhance.errors import ConfigError
 from gan_enhance.evaluate.listening import results
-from gan_enhance.evaluate.listening.build import ANCHOR, REFERENCE, ListeningSettings, build_listening_test
+from gan_enhance.evaluate.listening.build import (
+    ANCHOR,
+    MID_ANCHOR,
+    REFERENCE,
+    ListeningSettings,
+    build_listening_test,
+)
 from gan_enhance.evaluate.listening.key import read_key
 from gan_enhance.evaluate.metrics import integrated_loudness
 
@@ -180,6 +186,8 @@ def test_listen_command_options(tmp_path, capsys):
         "--no-ab",
         "--anchor-hz",
         "0",
+        "--mid-anchor-hz",
+        "7000",
         "--key",
         str(tmp_path / "secret" / "k.json"),
     ]
@@ -190,8 +198,13 @@ def test_listen_command_options(tmp_path, capsys):
     config, key = page_config(tmp_path / "page"), read_key(str(tmp_path / "secret" / "k.json"))
     assert len(config["mushra"]) == len(ITEMS) and config["ab"] == []
     trial = config["mushra"][0]
-    assert sorted(key["mushra"][trial["trial"]]["conditions"].values()) == ["a", "b", REFERENCE]
+    names = key["mushra"][trial["trial"]]["conditions"]
+    assert sorted(names.values()) == ["a", "b", MID_ANCHOR, REFERENCE]
     assert soundfile.info(str(tmp_path / "page" / trial["conditions"][0]["src"])).frames == SR // 2
+    # The mid anchor keeps the band up to 7 kHz (white noise: 3/8 of the power lies between 4 and 7 kHz).
+    [mid] = [c["src"] for c in trial["conditions"] if names[c["id"]] == MID_ANCHOR]
+    mid_anchor = soundfile.read(str(tmp_path / "page" / mid))[0]
+    assert band_power(mid_anchor, 4000) > 0.3 and band_power(mid_anchor, 7500) < 1e-3
     bad = [
         "listen",
         "--reference",
@@ -213,7 +226,12 @@ def blind_answers(config: dict, listener: str, score_of, choice_of) -> dict:
         "test_id": config["test_id"],
         "listener": listener,
         "mushra": [
-            {"trial": t["trial"], "condition": c["id"], "score": score_of(t["trial"], c["id"])}
+            {
+                "trial": t["trial"],
+                "condition": c["id"],
+                "score": score_of(t["trial"], c["id"]),
+                "played": t["trial"] != "t01",  # the first trial rated without listening
+            }
             for t in config["mushra"]
             for c in t["conditions"]
         ],
@@ -241,6 +259,8 @@ def test_results_join_the_key_and_refuse_a_wrong_one(tmp_path, capsys):
     assert {r["system"]: r["mean"] for r in saved["mushra"]} == wanted
     [ab] = saved["ab"]
     assert (ab["first"], ab["first_preferred"], ab["second_preferred"]) == ("noisy", 0, len(ITEMS))
+    warning = f"listener ann ({answers_dir / 'ann.json'}) rated 4 of 20 sounds without playing them"
+    assert saved["warnings"] == [warning] and f"- {warning}" in capsys.readouterr().out
     # The key kept in the answers folder is not taken for an answer file.
     shutil.copy(key_path, answers_dir / "page-key.json")
     assert cli(["listen-results", str(answers_dir), "--key", str(answers_dir / "page-key.json")]) == 0
@@ -345,7 +365,11 @@ def test_screening_and_the_results_command(tmp_path, capsys):
     sloppy = answers(
         "sloppy", {"reference": [40, 100, 50, 100], "ours": [100, 100, 100, 100]}, [("ours", "base", "b")]
     )
-    careless = answers("careless", {"reference": [100, 100, 100, 100], "anchor": [100, 95, 20, 10]}, [])
+    careless = answers(
+        "careless",
+        {"reference": [100, 100, 100, 100], "mid_anchor": [100, 95, 92, 10], "anchor": [100, 95, 20, 10]},
+        [],
+    )
     for listener in (good, sloppy, careless):
         (tmp_path / f"{listener['listener']}.json").write_text(json.dumps(listener))
     assert cli(["listen-results", str(tmp_path), "--screen"]) == 1
@@ -360,9 +384,11 @@ def test_screening_and_the_results_command(tmp_path, capsys):
         "trials (50%, more than the 15% ITU-R BS.1534-3 post-screening allows)"
     )
     assert sloppy_line in lines
-    assert any(
-        line.startswith("excluded listener careless") and "low anchor above 90 in 2 of 4" in line
-        for line in lines
+    [careless_line] = [line for line in lines if line.startswith("excluded listener careless")]
+    assert careless_line.endswith(
+        "rated the mid anchor above 90 in 3 of 4 trials (75%, more than the 15% ITU-R BS.1534-3 post-screening "
+        "allows); rated the low anchor above 90 in 2 of 4 trials (50%, more than the 15% ITU-R BS.1534-3 "
+        "post-screening allows)"
     )
     assert any(
         line.startswith("excluded listener good") and "low anchor above 90 in 1 of 4 trials (25%" in line

@@ -236,6 +236,10 @@ def test_a_scripted_listener_completes_the_test_in_chromium(browser, tmp_path):
         assert "quiet" not in text and "noisy" not in text  # the answers are as blind as the page
 
     from_json, from_csv = results.read_answers(json_path), results.read_answers(csv_path)
+    # The page saw sounds 1 and 2 of the first trial played (by key), no other.
+    first = config["mushra"][0]["conditions"]
+    for answers in (from_json, from_csv):
+        assert {r["condition"] for r in answers.mushra if r["played"]} == {first[0]["id"], first[1]["id"]}
     assert from_json.listener == from_csv.listener == "robot 1"
     results.attach_systems([from_json, from_csv], key_path)
     mushra = {r["system"]: r for r in results.aggregate_mushra([from_json])}

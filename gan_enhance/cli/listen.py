@@ -41,6 +41,12 @@ def build_parser():
         "a listener who knows the seed could rebuild the order)",
     )
     parser.add_argument("--anchor-hz", type=float, default=3500.0, help="low-anchor cutoff (0: no anchor)")
+    parser.add_argument(
+        "--mid-anchor-hz",
+        type=float,
+        default=0.0,
+        help="mid-anchor cutoff; ITU-R BS.1534-3 recommends a 7000 Hz mid anchor besides the low one (0: none)",
+    )
     parser.add_argument("--loudness", type=float, default=-23.0, help="stimulus loudness in LUFS")
     parser.add_argument("--no-loudness-match", action="store_true", help="keep the stimuli's own levels")
     parser.add_argument(
@@ -68,6 +74,7 @@ def main(argv: list[str]) -> int:
         trials=args.trials,
         seed=args.seed,
         anchor_hz=args.anchor_hz,
+        mid_anchor_hz=args.mid_anchor_hz,
         loudness_lufs=math.nan if args.no_loudness_match else args.loudness,
         max_seconds=args.max_seconds,
         ab_pairs=("none",) if args.no_ab else tuple(args.ab),

@@ -21,7 +21,7 @@ def build_parser():
         "--screen",
         action="store_true",
         help="BS.1534-3 post-screening: exclude listeners who rate the hidden reference below 90 or the "
-        "anchor above 90 in more than 15%% of trials (each exclusion is printed with its counts)",
+        "mid or low anchor above 90 in more than 15%% of trials (each exclusion is printed with its counts)",
     )
     parser.add_argument(
         "--ci",
@@ -58,13 +58,14 @@ def main(argv: list[str]) -> int:
         if not answer_sets:
             raise DataError("post-screening excluded every listener (see the reasons above)")
     mushra, ab = results.aggregate_mushra(answer_sets, ci=args.ci), results.aggregate_ab(answer_sets)
-    text = results.results_markdown(mushra, ab, len(answer_sets), excluded)
+    warnings = results.unplayed_lines(answer_sets)
+    text = results.results_markdown(mushra, ab, len(answer_sets), excluded, tuple(warnings))
     print(text)
     if args.out:
         from gan_enhance.atomic import write_text
 
         os.makedirs(args.out, exist_ok=True)
         write_text(os.path.join(args.out, "listening_results.md"), text)
-        summary = {"mushra": mushra, "ab": ab, "excluded": excluded}
+        summary = {"mushra": mushra, "ab": ab, "excluded": excluded, "warnings": warnings}
         write_text(os.path.join(args.out, "listening_results.json"), json.dumps(summary, indent=1) + "\n")
     return 0

@@ -5,7 +5,7 @@ referenced by relative paths under ``audio/``. Two tests share the same stimuli:
 
 - MUSHRA (ITU-R BS.1534 style): per trial, an open reference and, in a random order drawn from the
   seed, the systems, the hidden reference and a low anchor (the reference low-passed at 3.5 kHz),
-  each rated on a 0-100 slider;
+  optionally a mid anchor (low-passed at 7 kHz, as BS.1534-3 recommends), each rated on a 0-100 slider;
 - A/B preference: two systems on the same item, sides and order drawn from the seed; answer A, B or no
   preference.
 
@@ -37,6 +37,7 @@ from gan_enhance.errors import ConfigError, DataError
 
 REFERENCE = "reference"
 ANCHOR = "anchor"
+MID_ANCHOR = "mid_anchor"
 ANCHOR_ORDER = 8
 # Peak ceiling after loudness normalisation; a trial whose loudest stimulus would exceed it is scaled
 # down as a whole, keeping the stimuli's loudness equal.
@@ -63,6 +64,8 @@ class ListeningSettings:
         seed (recorded in the key file).
     anchor_hz : float
         Cutoff of the low anchor (0 leaves the anchor out).
+    mid_anchor_hz : float
+        Cutoff of the mid anchor (BS.1534-3: 7000); 0 leaves it out.
     loudness_lufs : float
         Target integrated loudness of every stimulus; NaN keeps the levels as they are.
     max_seconds : float
@@ -76,6 +79,7 @@ class ListeningSettings:
     trials: int = 0
     seed: int | None = None
     anchor_hz: float = 3500.0
+    mid_anchor_hz: float = 0.0
     loudness_lufs: float = -23.0
     max_seconds: float = 0.0
     ab_pairs: tuple[str, ...] = ()
@@ -226,10 +230,10 @@ def build_listening_test(
     from gan_enhance.evaluate.listening.page import render_page
     from gan_enhance.evaluate.runner import matched_keys
 
-    reserved = {REFERENCE, ANCHOR} & set(systems)
+    reserved = {REFERENCE, ANCHOR, MID_ANCHOR} & set(systems)
     if reserved:
         raise ConfigError(
-            f"system name(s) {', '.join(reserved)} are reserved for the hidden reference/anchor"
+            f"system name(s) {', '.join(sorted(reserved))} are reserved for the hidden reference/anchors"
         )
     if not systems:
         raise ConfigError("a listening test needs at least one system")
@@ -263,8 +267,9 @@ def build_listening_test(
         rate = info.sample_rate
         stimuli = {REFERENCE: _load(references[item], rate, info.channels)}
         stimuli.update({name: _load(o[item], rate, info.channels) for name, o in zip(systems, outputs)})
-        if settings.anchor_hz:
-            stimuli[ANCHOR] = low_pass(stimuli[REFERENCE], rate, settings.anchor_hz)
+        for name, cutoff in ((ANCHOR, settings.anchor_hz), (MID_ANCHOR, settings.mid_anchor_hz)):
+            if cutoff:
+                stimuli[name] = low_pass(stimuli[REFERENCE], rate, cutoff)
         frames = min(wav.shape[-1] for wav in stimuli.values())
         if settings.max_seconds:
             frames = min(frames, int(settings.max_seconds * rate))

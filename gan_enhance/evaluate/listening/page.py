@@ -26,7 +26,7 @@ import json
 
 ANSWERS_FORMAT = "gan_enhance.listening_answers"
 ANSWERS_VERSION = 2
-CSV_COLUMNS = ["test_id", "listener", "test", "trial", "condition", "score", "choice"]
+CSV_COLUMNS = ["test_id", "listener", "test", "trial", "condition", "score", "choice", "played"]
 GENERATOR_MARK = "gan_enhance.listening_test"  # tells a later build that the folder holds a test page
 
 STYLE = """

@@ -4,7 +4,8 @@ them per system.
 MUSHRA: per system, the mean score over all ratings with a 95% confidence interval that stays inside the
 0-100 scale: the t interval (as ITU-R BS.1534 reports) clipped to [0, 100], or a percentile bootstrap.
 Optional post-screening (BS.1534-3): a listener who rates the hidden reference below 90 in more than 15%
-of trials, or the low anchor above 90 in more than 15%, is excluded, with the rule and the counts said.
+of trials, or the mid (or low) anchor above 90 in more than 15%, is excluded, with the rule and the
+counts said.
 
 A/B: per system pair, how often each side was preferred and "no preference"; the preference rate of the
 first system among decisive answers, its 95% Wilson interval and a two-sided binomial test p-value.
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gan_enhance.errors import DataError
-from gan_enhance.evaluate.listening.build import ANCHOR, REFERENCE
+from gan_enhance.evaluate.listening.build import ANCHOR, MID_ANCHOR, REFERENCE
 from gan_enhance.evaluate.listening.key import KEY_FORMAT
 from gan_enhance.evaluate.listening.page import ANSWERS_FORMAT
 from gan_enhance.evaluate.report import fmt, markdown_table
@@ -91,6 +92,8 @@ def _read_csv(path: str) -> Answers:
     for row in rows:
         if row["test"] == "mushra" and row["score"] != "":
             entry = {"trial": row["trial"], "score": _score(row["score"], path)}
+            if row.get("played"):
+                entry["played"] = row["played"] == "true"
             fields = ("item", "system") if not answers.blind else ("condition",)
             answers.mushra.append(entry | {name: row[name] for name in fields})
         elif row["test"] == "ab" and row["choice"]:
@@ -150,6 +153,8 @@ def _screening_reasons(answers: Answers) -> list[str]:
     """The BS.1534-3 post-screening rules ``answers`` breaks, each with its counts."""
     rules = [
         (REFERENCE, "hidden reference", "below", lambda score: score < SCREEN_SCORE),
+        (MID_ANCHOR, "mid anchor", "above", lambda score: score > SCREEN_SCORE),
+        # The standard's anchor rule names the mid anchor; a low anchor above 90 is plainer evidence still.
         (ANCHOR, "low anchor", "above", lambda score: score > SCREEN_SCORE),
     ]
     reasons = []
@@ -166,8 +171,8 @@ def _screening_reasons(answers: Answers) -> list[str]:
 
 
 def screen(answer_sets: list[Answers]) -> tuple[list[Answers], list[dict]]:
-    """Split listeners by BS.1534-3 post-screening: keep those who rate the hidden reference >= 90 and the
-    low anchor <= 90 in at least 85% of trials.
+    """Split listeners by BS.1534-3 post-screening: keep those who rate the hidden reference >= 90 and each
+    anchor (mid, low) <= 90 in at least 85% of trials.
 
     Returns
     -------
@@ -286,14 +291,32 @@ def aggregate_ab(answer_sets: list[Answers]) -> list[dict]:
     return rows
 
 
+def unplayed_lines(answer_sets: list[Answers]) -> list[str]:
+    """One line per listener who rated sounds the page saw them never play (pages from version 2 on)."""
+    lines = []
+    for answers in answer_sets:
+        unplayed = sum(r.get("played") is False for r in answers.mushra)
+        if unplayed:
+            lines.append(
+                f"listener {answers.listener} ({answers.source}) rated {unplayed} of {len(answers.mushra)} "
+                "sounds without playing them"
+            )
+    return lines
+
+
 def screening_lines(excluded: list[dict]) -> list[str]:
     """One line per excluded listener: who, from which file, and every rule broken with its counts."""
     return [f"listener {e['listener']} ({e['file']}): {'; '.join(e['reasons'])}" for e in excluded]
 
 
-def results_markdown(mushra: list[dict], ab: list[dict], listeners: int, excluded: list[dict]) -> str:
-    """Markdown tables of the aggregated MUSHRA and A/B results (``excluded`` as from :func:`screen`)."""
+def results_markdown(
+    mushra: list[dict], ab: list[dict], listeners: int, excluded: list[dict], warnings: tuple[str, ...] = ()
+) -> str:
+    """Markdown tables of the aggregated MUSHRA and A/B results (``excluded`` as from :func:`screen`,
+    ``warnings`` listed above the tables)."""
     parts = [f"## Listening test results ({listeners} listener(s))\n"]
+    if warnings:
+        parts.append("Check:\n\n" + "\n".join(f"- {line}" for line in warnings) + "\n")
     if excluded:
         lines = "\n".join(f"- {line}" for line in screening_lines(excluded))
         parts.append(f"Excluded by post-screening:\n\n{lines}\n")

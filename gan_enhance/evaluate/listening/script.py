@@ -9,7 +9,7 @@ SCRIPT = r"""
 "use strict";
 const config = JSON.parse(document.getElementById("config").textContent);
 const storageKey = "gan_enhance:" + config.test_id;
-let state = { listener: "", started: new Date().toISOString(), mushra: {}, ab: {} };
+let state = { listener: "", started: new Date().toISOString(), mushra: {}, ab: {}, played: {} };
 try { Object.assign(state, JSON.parse(localStorage.getItem(storageKey) || "{}")); } catch (e) { /* fresh start */ }
 const save = () => { try { localStorage.setItem(storageKey, JSON.stringify(state)); } catch (e) { /* private mode */ } };
 const el = (tag, attrs = {}, text = "") => {
@@ -34,12 +34,12 @@ class Player {
     const known = this.stimuli.map(s => s.audio.duration).find(d => Number.isFinite(d) && d > 0);
     return this.seconds || known || 1;
   }
-  // A row with a play button for one sound, played with key `key`.
-  add(key, label, src) {
+  // A row with a play button for one sound, played with key `key`; `onPlay` runs when it starts.
+  add(key, label, src, onPlay = null) {
     const row = el("div", { class: "row" });
     const button = el("button", { class: "play", type: "button" }, label);
     const audio = el("audio", { class: "stimulus", src: src, preload: "auto" });
-    const stimulus = { key, audio, button };
+    const stimulus = { key, audio, button, onPlay };
     button.addEventListener("click", () => this.toggle(stimulus));
     this.stimuli.push(stimulus);
     row.append(button, audio);
@@ -57,6 +57,7 @@ class Player {
     this.playing = stimulus;
     stimulus.audio.currentTime = this.inside(position);
     stimulus.button.classList.add("playing");
+    if (stimulus.onPlay) stimulus.onPlay();
     stimulus.audio.play().catch(() => { if (this.playing === stimulus) this.stop(); });
   }
   stop() {
@@ -162,8 +163,10 @@ function buildTrials() {
     for (const word of ["Bad", "Poor", "Fair", "Good", "Excellent"]) scale.append(el("span", {}, word));
     box.append(scale);
     const scores = state.mushra[trial.trial] = state.mushra[trial.trial] || {};
+    const played = state.played[trial.trial] = state.played[trial.trial] || {};
     trial.conditions.forEach((condition, position) => {
-      const row = player.add(String(position + 1), `Sound ${position + 1}`, condition.src);
+      const row = player.add(String(position + 1), `Sound ${position + 1}`, condition.src,
+                             () => { played[condition.id] = true; save(); });
       const slider = el("input", { type: "range", class: "score", min: 0, max: 100, step: 1,
                                    "data-condition": condition.id, "aria-label": `score of sound ${position + 1}` });
       const shown = el("output");
@@ -253,7 +256,8 @@ function answers() {
   for (const trial of config.mushra) {
     for (const c of trial.conditions) {
       const score = (state.mushra[trial.trial] || {})[c.id];
-      mushra.push({ trial: trial.trial, condition: c.id, score: typeof score === "number" ? score : null });
+      const played = Boolean((state.played[trial.trial] || {})[c.id]);
+      mushra.push({ trial: trial.trial, condition: c.id, score: typeof score === "number" ? score : null, played });
     }
   }
   const ab = config.ab.map(p => ({ pair: p.pair, choice: state.ab[p.pair] || null }));
@@ -269,8 +273,8 @@ function csvCell(value) {
 function toCsv(result) {
   const lines = [__COLUMNS__.join(",")];
   const common = [result.test_id, result.listener];
-  for (const r of result.mushra) lines.push([...common, "mushra", r.trial, r.condition, r.score, ""].map(csvCell).join(","));
-  for (const r of result.ab) lines.push([...common, "ab", r.pair, "", "", r.choice].map(csvCell).join(","));
+  for (const r of result.mushra) lines.push([...common, "mushra", r.trial, r.condition, r.score, "", r.played].map(csvCell).join(","));
+  for (const r of result.ab) lines.push([...common, "ab", r.pair, "", "", r.choice, ""].map(csvCell).join(","));
   return lines.join("\n") + "\n";
 }
 function download(extension, text, type) {
