@@ -75,6 +75,9 @@ def _read_json(path: str) -> Answers:
     if not isinstance(data, dict) or data.get("format") != ANSWERS_FORMAT:
         found = data.get("format") if isinstance(data, dict) else None
         raise DataError(f"'{path}' is not a listening-test answer file (format {found!r})")
+    missing = [name for name in ("test_id", "listener", "mushra", "ab") if name not in data]
+    if missing:
+        raise DataError(f"'{path}' lacks {', '.join(missing)}; download the answers from the page again")
     answers = Answers(path, str(data["test_id"]), str(data["listener"]), blind=data.get("version", 1) >= 2)
     for row in data["mushra"]:
         if row.get("score") is not None:
