@@ -9,7 +9,7 @@ from torch import nn
 from gan_enhance.models.generators.base import Generator
 from gan_enhance.models.generators.registry import GENERATORS
 from gan_enhance.nn.layers import WNConv1d, get_padding, init_conv_weights
-from gan_enhance.nn.sampling import Downsample1d, LinearUpsample1d, Upsample1d
+from gan_enhance.nn.sampling import Downsample1d, SincUpsample1d, Upsample1d
 from gan_enhance.nn.snake import Snake1d
 
 
@@ -86,7 +86,7 @@ class DACGenerator(Generator):
     input_downsample : int
         Extra down/up-sampling at the input and output (2 halves time and memory at full rate); 1 = off.
     residual : bool
-        Predict a correction to the (linearly upsampled) input.
+        Predict a correction to the (sinc-upsampled) input.
     init_std : float
         Standard deviation of the initial conv weights.
     """
@@ -137,7 +137,7 @@ class DACGenerator(Generator):
             )
         else:
             self.output = WNConv1d(channels, 1, kernel_size, padding=get_padding(kernel_size))
-        self.upsample_input = LinearUpsample1d(self.ratio)
+        self.upsample_input = SincUpsample1d(self.ratio)
         init_conv_weights(self, init_std)
 
     @property
@@ -163,8 +163,9 @@ class DACGenerator(Generator):
         output_samples = sum(c.dilation[0] * (c.kernel_size[0] // 2) for c in output_convs)
         if isinstance(self.output, nn.Sequential):
             radius += 2 * self.input_downsample
-        # + 1 for the linear upsampling of the residual path.
-        return radius + -(-output_samples // self.ratio) + 1
+        radius += -(-output_samples // self.ratio)
+        # The residual path's sinc upsampling, beside the network.
+        return max(radius, self.upsample_input.radius) if self.residual else radius
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
         h = self.input(x)

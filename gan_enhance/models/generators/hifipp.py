@@ -16,7 +16,7 @@ from gan_enhance.models.generators.registry import GENERATORS
 from gan_enhance.nn.convnext import ResidualConvBlock1d
 from gan_enhance.nn.frames import FramedSTFT, magnitude
 from gan_enhance.nn.layers import WNConv1d, get_padding, init_conv_weights
-from gan_enhance.nn.sampling import LinearUpsample1d, Upsample1d
+from gan_enhance.nn.sampling import SincUpsample1d, Upsample1d
 from gan_enhance.nn.spectral import mel_filterbank
 from gan_enhance.nn.unet import UNet1d
 from gan_enhance.nn.unet2d import UNet2d
@@ -94,7 +94,8 @@ class HiFiPlusPlus(Generator):
 
     Log-mel spectrogram -> SpectralUNet -> conv -> (+ projected WavLM features) -> HiFi upsampler ->
     WaveUNet (with the input waveform as an extra channel) -> SpectralMaskNet -> (ratio > 1: upsampling
-    WaveUNet head). Lengths are multiples of ``hop * 2**(len(spectral_widths) - 1)`` and of the mask net's.
+    WaveUNet head, added to the sinc-upsampled mask net output). Lengths are multiples of
+    ``hop * 2**(len(spectral_widths) - 1)`` and of the mask net's.
 
     Parameters
     ----------
@@ -200,7 +201,7 @@ class HiFiPlusPlus(Generator):
                 waveunet(head_widths, head_factors),
                 WNConv1d(head_widths[0], 1, waveunet_kernel, padding=padding),
             )
-        self.upsample_input = LinearUpsample1d(self.ratio)
+        self.upsample_input = SincUpsample1d(self.ratio)
         init_conv_weights(self, init_std)
         self.wavlm = None
         self._alignment = math.lcm(
@@ -250,8 +251,10 @@ class HiFiPlusPlus(Generator):
         unet_convs = 2 * get_padding(self.waveunet_out.kernel_size[0])
         radius = spectral + self.waveunet.radius + unet_convs + self.mask_net.radius
         if self.head is not None:
-            head = self.head[1].radius + unet_convs
-            radius += 2 + -(-head // self.ratio) + 1
+            # The head (a transposed conv spanning 2 samples, then output-rate layers) beside the input's
+            # sinc upsampling: the wider of the two.
+            head = 2 + -(-(self.head[1].radius + unet_convs) // self.ratio)
+            radius += max(head, self.upsample_input.radius)
         return radius
 
     def wavlm_features(self, x: torch.Tensor, frames: int) -> torch.Tensor:

@@ -9,7 +9,7 @@ from gan_enhance.models.generators.base import Generator
 from gan_enhance.models.generators.registry import GENERATORS
 from gan_enhance.nn.convnext import ChannelNorm, ConvNeXtBlock1d
 from gan_enhance.nn.layers import WNConv1d, get_padding, init_conv_weights
-from gan_enhance.nn.sampling import LinearUpsample1d
+from gan_enhance.nn.sampling import SincUpsample1d
 from gan_enhance.nn.unet import UNet1d
 
 
@@ -19,7 +19,7 @@ class ConvNeXtUNet(Generator):
 
     The input is cut into patches of ``patching`` samples (folded into channels), a U-Net of ConvNeXt blocks
     runs on the patch sequence, and a conv predicts ``patching * ratio`` output samples per patch, added to
-    the (linearly upsampled) input when ``residual`` is on. Every layer is time-local, so chunked output
+    the (sinc-upsampled) input when ``residual`` is on. Every layer is time-local, so chunked output
     equals whole-file output; lengths are multiples of ``patching * prod(factors)``.
 
     Parameters
@@ -81,7 +81,7 @@ class ConvNeXtUNet(Generator):
         self.head = WNConv1d(
             channels[0], patching * self.ratio, stem_kernel, padding=get_padding(stem_kernel)
         )
-        self.upsample_input = LinearUpsample1d(self.ratio)
+        self.upsample_input = SincUpsample1d(self.ratio)
         init_conv_weights(self, init_std)
         with torch.no_grad():
             self.head.parametrizations.weight.original0.mul_(output_scale)
@@ -92,8 +92,10 @@ class ConvNeXtUNet(Generator):
 
     def receptive_radius(self) -> int:
         steps = 2 * get_padding(self.head.kernel_size[0]) + self.unet.radius
-        # A patch sees every sample of itself (patching - 1 away), and the linear upsampling one more.
-        return steps * self.patching + self.patching + 1
+        # A patch sees every sample of itself (patching - 1 away); the residual path's sinc upsampling
+        # runs beside the network.
+        radius = steps * self.patching + self.patching
+        return max(radius, self.upsample_input.radius) if self.residual else radius
 
     def generate(self, x: torch.Tensor) -> torch.Tensor:
         h = self.stem(rearrange(x, "b 1 (t p) -> b p t", p=self.patching))
