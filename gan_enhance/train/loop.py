@@ -35,6 +35,7 @@ from gan_enhance.train.distributed import (
     unwrap,
 )
 from gan_enhance.train.guard import LossSpikeError, SpikeGuard, scale_learning_rates
+from gan_enhance.train.progress import Progress
 from gan_enhance.train.state import State
 from gan_enhance.train.step import train_step
 from gan_enhance.train.validate import save_samples, validate
@@ -187,11 +188,14 @@ def fit(state: State, run: Run) -> FitResult:
     if run.tracker is None:
         run.tracker = BestTracker(settings.best_metric, settings.best_mode, settings.early_stop_patience)
     averages = RunningMeans()
-    progress = Progress(settings.max_steps, state.step, enabled=state.dist.is_main and not settings.quiet)
+    # A bar only on a terminal (and not quiet); redirected output gets one line per logging step.
+    progress = Progress(
+        settings.max_steps, state.step, state.dist.is_main, bar=False if settings.quiet else None
+    )
     profiler = ProfilerWindow(settings.profile_start, settings.profile_steps, run.run_dir, state.dist.is_main)
     stopped_early = False
     interrupted = 0
-    with StopSignals() as signals:
+    with StopSignals() as signals, progress.console():
         while state.step < settings.max_steps and not stopped_early:
             stopped_early, interrupted = _one_step(state, run, signals, averages, progress, profiler)
             if interrupted:
@@ -408,40 +412,6 @@ class RunningMeans:
         means["time/step"] = self.step_seconds / max(self.steps, 1)
         self.__init__()
         return means
-
-
-class Progress:
-    """A tqdm bar with step, losses and it/s, or (quiet mode) one log line per logging step."""
-
-    SHOWN = ("total/loss", "mel/loss", "adv/gen", "adv/disc")
-
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, dynamic_ncols=True, unit="step")
-        self.position = start
-
-    def show(self, step: int, losses: dict[str, float]) -> None:
-        shown = {
-            key.split("/")[0] if key != "total/loss" else "total": losses[key]
-            for key in self.SHOWN
-            if key in losses
-        }
-        if self.bar is not None:
-            self.bar.set_postfix({key: f"{value:.3g}" for key, value in shown.items()}, refresh=False)
-        else:
-            log.info("step %d %s", step, _format(losses))
-
-    def update(self, step: int) -> None:
-        if self.bar is not None:
-            self.bar.update(step - self.position)
-        self.position = step
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 class ProfilerWindow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from gan_enhance.train.writers import RunWriters
 
 log = logging.getLogger("gan_enhance.train")
 CONFIG_FILE = "config.yml"
+LOG_FILE = "train.log"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as `gan-enhance train` prints them
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 def run_training(
@@ -37,6 +41,9 @@ def run_training(
     The config is checked completely before anything is built or written. Under ``torchrun`` every
     process calls this; rank 0 alone writes the run folder. ``on_validation(step, metrics)`` is called on
     rank 0 after each validation; returning True stops the run there (``FitResult.stopped_early``).
+
+    Rank 0 appends every log record of the run to ``<run>/train.log`` (what the console shows, with time
+    stamps, and the traceback of an error that ends the run); ``--resume`` adds to the same file.
     """
     experiment = read_experiment(config)
     check_run(experiment, load_models=False)
@@ -49,8 +56,10 @@ def run_training(
         )
     configure_backends(trainer.tf32, trainer.cudnn_benchmark, trainer.deterministic)
     dist = init_distributed(trainer.device)
-    writers = None
+    writers = log_file = None
     try:
+        if dist.is_main and (run_dir.is_dir() or not resume):  # no folder for a --resume of nothing
+            log_file = open_log_file(run_dir)
         seed_everything(trainer.seed)
         state = build_state(experiment, dist)
         train_loader, val_loader = build_loaders(
@@ -66,7 +75,7 @@ def run_training(
             last_metrics = _resume(state, train_batches, tracker, guard, run_dir)
         elif experiment.finetune.checkpoint:
             initialise_from(state, experiment.finetune)
-        writers = RunWriters(run_dir, enabled=dist.is_main, purge_step=state.step if resume else 0)
+        writers = RunWriters(run_dir, enabled=dist.is_main, purge_step=state.step + 1 if resume else 0)
         run = Run(
             run_dir=run_dir,
             train_batches=train_batches,
@@ -87,11 +96,54 @@ def run_training(
             write_text(run_dir / CONFIG_FILE, yaml.safe_dump(run.config, sort_keys=True))
             log.info("run folder %s (step %d of %d)", run_dir, state.step, trainer.max_steps)
             log_data_summary(experiment, train_loader.dataset, val_loader.dataset)
-        return fit(state, run)
+            writers.config(run.config, state.step)
+        result = fit(state, run)
+        log.info("training ended at step %d (%s)", result.step, _ending(result))
+        return result
+    except BaseException as error:
+        if log_file is not None:
+            _record_error(log_file, error)
+        raise
     finally:
         if writers is not None:
             writers.close()
+        if log_file is not None:
+            logging.getLogger().removeHandler(log_file)
+            log_file.close()
         shutdown(dist)
+
+
+def open_log_file(run_dir: Path) -> logging.FileHandler:
+    """Send every log record (root logger) to ``run_dir/train.log`` too, appending; the caller removes it.
+
+    It records what the loggers emit at their configured levels, so the file holds what the console shows.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / LOG_FILE, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT))
+    logging.getLogger().addHandler(handler)
+    return handler
+
+
+def _record_error(handler: logging.Handler, error: BaseException) -> None:
+    """Write the error that ends the run, with its traceback, to the log file only (the console gets it
+    from the interpreter already)."""
+    record = log.makeRecord(
+        log.name,
+        logging.ERROR,
+        __file__,
+        0,
+        "training stopped by %s: %s",
+        (type(error).__name__, error),
+        (type(error), error, error.__traceback__),
+    )
+    handler.handle(record)
+
+
+def _ending(result: FitResult) -> str:
+    if result.interrupted:
+        return f"stopped by {signal.Signals(result.interrupted).name}; continue with --resume"
+    return "early stop" if result.stopped_early else "finished"
 
 
 def _resume(

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from gan_enhance.losses.waveform import SISDRLoss
 from gan_enhance.train.state import LossSet
 from gan_enhance.train.step import TOTAL_KEY, discriminate, weighted_total
-from gan_enhance.train.writers import RunWriters, comparison_images
+from gan_enhance.train.writers import RunWriters
 
 
 @torch.no_grad()
@@ -113,10 +113,15 @@ def save_samples(
     step: int,
     samples_dir: str | Path | None = None,
 ) -> None:
-    """Log input/output/target audio and spectrograms (input, output, target, difference) to ``logs/val``.
+    """Log each example's input/output/target audio and one spectrogram figure to ``logs/val``.
 
-    With ``samples_dir`` the clips are also written as WAV files under ``samples_dir/step_<N>/``.
+    The figure (tag ``sample_<i>/spectrogram``, see :func:`gan_enhance.train.figures.comparison_figure`)
+    shows input, output and target on one frequency axis in Hz up to the output's Nyquist frequency, and
+    output minus target. With ``samples_dir`` the clips and the figure are also written under
+    ``samples_dir/step_<N>/`` (``<i>_input.wav``, ..., ``<i>_spectrogram.png``).
     """
+    from gan_enhance.train.figures import comparison_figure, figure_rgb
+
     with _eval_mode(generator, None):
         y_hat = generator(batch["x"].to(device)).float().cpu()
     for index in range(batch["x"].shape[0]):
@@ -124,20 +129,29 @@ def save_samples(
         rates = {"input": in_sample_rate, "output": out_sample_rate, "target": out_sample_rate}
         for name, clip in clips.items():
             writers.audio("val", f"sample_{index}/{name}", clip, rates[name], step)
-        for name, image in comparison_images(*clips.values()).items():
-            writers.image("val", f"sample_{index}/spectrogram_{name}", image, step)
+        figure = comparison_figure(
+            *clips.values(), in_sample_rate, out_sample_rate, title=f"sample {index} at step {step}"
+        )
+        rgb = figure_rgb(figure)
+        writers.image("val", f"sample_{index}/spectrogram", rgb, step)
         if samples_dir is not None:
-            _write_wavs(Path(samples_dir) / f"step_{step}", index, clips, rates)
+            _write_files(Path(samples_dir) / f"step_{step}", index, clips, rates, rgb)
 
 
-def _write_wavs(folder: Path, index: int, clips: dict[str, Tensor], rates: dict[str, int]) -> None:
+def _write_files(
+    folder: Path, index: int, clips: dict[str, Tensor], rates: dict[str, int], rgb: np.ndarray
+) -> None:
     import soundfile
+
+    from gan_enhance.atomic import write_bytes
+    from gan_enhance.train.figures import png_bytes
 
     folder.mkdir(parents=True, exist_ok=True)
     for name, clip in clips.items():
         soundfile.write(
             str(folder / f"{index}_{name}.wav"), clip.reshape(-1).clamp(-1, 1).numpy(), rates[name]
         )
+    write_bytes(folder / f"{index}_spectrogram.png", png_bytes(rgb))
 
 
 @contextlib.contextmanager
