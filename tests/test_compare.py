@@ -130,7 +130,8 @@ def test_more_than_two_systems_are_corrected_against_the_first(two_systems):
     assert by_system["same"].p_ttest == 1.0
     assert by_system["ours"].winner == "ours" and by_system["same"].winner == compare.TIE
     text = compare.comparison_markdown(results)
-    assert "### ours vs baseline" in text and "### same vs baseline" in text and "Holm" in text
+    assert "### ours (B) vs baseline (A, baseline)" in text and "### same (B) vs baseline" in text
+    assert "Holm" in text
 
 
 def test_compare_command_prints_and_writes_the_table(two_systems, tmp_path, capsys):
@@ -143,13 +144,38 @@ def test_compare_command_prints_and_writes_the_table(two_systems, tmp_path, caps
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "### mine vs baseline" in printed
+    assert "### mine (B) vs baseline (A, baseline)" in printed
     header = next(line for line in printed.splitlines() if line.startswith("| metric"))
-    assert "winner" in header and "95% CI" in header and "p (Wilcoxon)" in header
-    si_sdr_line = next(line for line in printed.splitlines() if line.startswith("| si_sdr"))
-    assert si_sdr_line.rstrip(" |").endswith("mine")
+    assert header.startswith("| metric | n | A: baseline | B: mine | B - A | 95% CI of B - A |")
+    assert header.endswith("| p (t) | p (Wilcoxon) | d_z | verdict |")
     assert (tmp_path / "cmp" / "comparison.md").read_text(encoding="utf-8") == printed.rstrip("\n") + "\n"
     assert "p_wilcoxon" in (tmp_path / "cmp" / "comparison.csv").read_text(encoding="utf-8")
+
+
+def test_the_table_says_who_is_better_in_words_and_differences_are_b_minus_a(two_systems, capsys):
+    baseline, better = two_systems
+    worse_lsd = [dict(row, lsd=row["lsd"] + 1.0) for row in better]  # now worse than the baseline on lsd
+    results = compare.compare_systems({"base": baseline, "ours": worse_lsd})
+    text = compare.comparison_markdown(results)
+    assert "ours is better than base on si_sdr, abs(loudness_diff); worse than base on lsd." in text
+    cells = {
+        line.split("|")[1].strip(): [cell.strip() for cell in line.split("|")[2:-1]]
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith("| metric")
+    }
+    by_metric = {r.label: r for r in results}
+    for label, row in cells.items():
+        a, b, difference = float(row[1]), float(row[2]), float(row[3])
+        assert difference == pytest.approx(b - a, abs=2e-3), label  # one sign everywhere: B - A
+        assert difference == pytest.approx(by_metric[label].mean_difference, abs=1e-3)
+    assert cells["si_sdr"][3].startswith("+") and cells["si_sdr"][-1] == "ours better"
+    assert cells["lsd"][3].startswith("+") and cells["lsd"][-1] == "base better"  # higher LSD is worse
+    assert cells["abs(loudness_diff)"][3].startswith("-") and cells["abs(loudness_diff)"][-1] == "ours better"
+    same = compare.compare_systems({"a": baseline, "b": [dict(row, system="b") for row in baseline]})
+    same_text = compare.comparison_markdown(same)
+    assert "no significant difference" in same_text
+    assert "b is not significantly different from a on si_sdr, lsd, abs(loudness_diff)." in same_text
+    assert "B - A: the system's mean minus the baseline's" in same_text
 
 
 def test_a_metric_missing_from_a_table_is_named(two_systems):

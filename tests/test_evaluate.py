@@ -256,3 +256,109 @@ def test_an_output_of_the_wrong_length_is_reported(corpus, tmp_path, caplog):
     assert "Is the output's sample rate right?" in caplog.text
     # Scored on the common part, which is the clean signal itself.
     assert all(r["si_sdr"] > 70 for r in read_scores_csv(str(tmp_path / "out" / "long.csv")))
+
+
+# 2.3 s: DNSMOS repeats it to 9.2 s, one 9.01 s window (1.5 s would become 12 s, three windows).
+RECORDING_SECONDS = 2.3
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """field/sub/r1.wav (speech in noise at 5 dB) and cleaned/sub/r1.wav (the speech alone)."""
+    root = tmp_path_factory.mktemp("recordings")
+    clean = speech_like(RECORDING_SECONDS, seed=30)
+    write(root / "cleaned", "sub/r1", clean)
+    write(root / "field", "sub/r1", (clean + noise_at_snr(clean, 5.0, seed=40)).astype(np.float32))
+    return root
+
+
+@pytest.mark.slow
+def test_recordings_without_a_reference_get_dnsmos_columns(recordings, tmp_path, capsys):
+    """``--no-reference``: the recordings scored as they are, a system's outputs and an enhanced folder
+    matched to them, DNSMOS columns only; the noisy recording scores the lower background MOS. A single
+    recording file is scored the same way."""
+    out = tmp_path / "results"
+    args = ["--no-reference", str(recordings / "field"), "--enhanced", str(recordings / "cleaned")]
+    args += ["--system", "identity", "--spectrograms", "1", "--out", str(out)]
+    assert run(*args) == 0
+    field = read_scores_csv(str(out / "field.csv"))  # named after the folder
+    assert [row["file"] for row in field] == ["sub/r1"]
+    columns = ["dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "dnsmos_p808"]
+    assert list(field[0]) == ["file", "system", "duration_s", "sample_rate", *columns]
+    assert field[0]["duration_s"] == pytest.approx(RECORDING_SECONDS) and field[0]["sample_rate"] == SR
+    # The identity system's output is the recording itself: the same scores.
+    identity = read_scores_csv(str(out / "identity.csv"))
+    for row, same in zip(field, identity):
+        for column in columns:
+            assert same[column] == pytest.approx(row[column], abs=1e-4)
+    cleaned = read_scores_csv(str(out / "cleaned.csv"))
+    for noisy_row, clean_row in zip(field, cleaned):
+        assert clean_row["dnsmos_bak"] > noisy_row["dnsmos_bak"] + 1.0
+    printed = capsys.readouterr().out
+    assert "dnsmos_ovrl ↑" in printed and "| field | 1 |" in printed
+    assert sorted(os.listdir(out / "audio")) == ["identity"]  # the recordings themselves are not copied
+    assert os.listdir(out / "spectrograms" / "sub") == ["r1.png"]
+    recording = str(recordings / "field" / "sub" / "r1.wav")
+    assert (
+        run("--no-reference", f"mine={recording}", "--metrics", "dnsmos_bak", "--out", str(tmp_path / "1"))
+        == 0
+    )
+    (row,) = read_scores_csv(str(tmp_path / "1" / "mine.csv"))
+    assert list(row) == ["file", "system", "duration_s", "sample_rate", "dnsmos_bak"]
+    assert row["file"] == "r1" and row["dnsmos_bak"] == pytest.approx(field[0]["dnsmos_bak"], abs=1e-4)
+
+
+def test_no_reference_user_errors(recordings, tmp_path, capsys):
+    field, out = str(recordings / "field"), str(tmp_path / "out")
+    # Intrusive metrics need a reference; --clean and --no-reference exclude each other.
+    assert run("--no-reference", field, "--metrics", "si_sdr", "--out", out) == 1
+    assert "si_sdr need a clean reference" in capsys.readouterr().err
+    assert run("--no-reference", field, "--clean", field, "--out", out) == 1
+    assert "either --clean PATH" in capsys.readouterr().err
+    assert run("--no-reference", field, "--degraded", field, "--out", out) == 1
+    assert "drop --degraded" in capsys.readouterr().err
+    assert run("--enhanced", field, "--out", out) == 1
+    assert "either --clean PATH" in capsys.readouterr().err
+
+
+def test_single_files_are_scored_like_folders(corpus, tmp_path, capsys):
+    """A single clean file pairs with a single enhanced file whatever its name, or with its namesake in
+    a folder (a single recording without a reference: test_recordings_without_a_reference_...)."""
+    enhanced_file = tmp_path / "my_output.flac"
+    data, rate = soundfile.read(str(corpus / "enhanced" / "b.flac"), dtype="float32")
+    soundfile.write(str(enhanced_file), data, rate, subtype="PCM_24")
+    out = tmp_path / "one"
+    clean_file = str(corpus / "clean" / "b.wav")
+    assert (
+        run("--clean", clean_file, "--enhanced", str(enhanced_file), "--metrics", "si_sdr", "--out", str(out))
+        == 0
+    )
+    rows = read_scores_csv(str(out / "my_output.csv"))  # named after the file, without its extension
+    assert [row["file"] for row in rows] == ["b"] and rows[0]["si_sdr"] == pytest.approx(20.0, abs=0.05)
+    args = ["--clean", clean_file, "--enhanced", f"ours={corpus / 'enhanced'}", "--metrics", "si_sdr"]
+    assert run(*args, "--out", str(tmp_path / "two")) == 0
+    assert [row["file"] for row in read_scores_csv(str(tmp_path / "two" / "ours.csv"))] == ["b"]
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not audio")
+    assert run("--clean", str(text_file), "--enhanced", str(enhanced_file), "--out", str(out)) == 1
+    assert "'" + str(text_file) + "' is not an audio file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "compare"])
+def test_help_documents_every_option_with_its_default_and_no_markup(command, capsys):
+    from gan_enhance.evaluate.metrics import DEFAULT_METRICS
+
+    with pytest.raises(SystemExit):
+        cli([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # as one line, whatever the terminal's width
+    assert "``" not in text and ":mod:" not in text and ":func:" not in text
+    module = __import__(f"gan_enhance.cli.{command}", fromlist=["build_parser"])
+    for action in module.build_parser()._actions:
+        assert action.help, action.option_strings
+    if command == "evaluate":
+        assert "(default: 3)" in text and "(default: cpu)" in text
+        metrics_help = text[text.rindex("--metrics NAMES") : text.rindex("--quality NAME:PATH")]
+        assert all(name in metrics_help for name in DEFAULT_METRICS)
+    else:
+        assert "(default: 0.05)" in text and "(default: wilcoxon)" in text and "the baseline A first" in text
+        assert "(default: )" not in text and "(default: [])" not in text

@@ -1,5 +1,5 @@
 """Each metric against a value worked out by hand: identical signals, a known SNR, a known gain, a known
-cutoff; and the no-reference plug-ins' loading paths."""
+cutoff; and the no-reference plug-ins' loading paths (DNSMOS itself: test_dnsmos.py)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,8 @@ def noise_at_snr(signal: np.ndarray, snr_db: float, seed: int = 1) -> np.ndarray
 
 def test_identical_signals_score_perfectly():
     x = speech_like()
-    scores = metrics.compute_metrics(x, x, SR, cutoff_hz=4000.0)
+    names = [name for name in metrics.DEFAULT_METRICS if name not in metrics.NO_REFERENCE_METRICS]
+    scores = metrics.compute_metrics(x, x, SR, names, cutoff_hz=4000.0)
     assert scores["si_sdr"] > 80
     # 4.644 and 4.549 are the ceilings of the P.862.2 and P.862.1 mappings.
     assert scores["pesq_wb"] == pytest.approx(4.644, abs=1e-3)
@@ -51,6 +52,18 @@ def test_identical_signals_score_perfectly():
     assert scores["estoi"] == pytest.approx(1.0, abs=1e-6)
     for name in ("lsd", "lsd_low", "lsd_high", "mel_distance", "stft_distance", "clip_rate", "loudness_diff"):
         assert scores[name] == pytest.approx(0.0, abs=1e-6), name
+    # The defaults also hold the no-reference DNSMOS columns (scored in test_dnsmos.py).
+    assert set(metrics.NO_REFERENCE_METRICS) <= set(metrics.DEFAULT_METRICS)
+
+
+def test_no_reference_scoring_refuses_intrusive_metrics():
+    with pytest.raises(
+        ConfigError, match="si_sdr need a clean reference; without one choose from dnsmos_sig"
+    ):
+        metrics.check_metric_names(["dnsmos_ovrl", "si_sdr"], reference=False)
+    assert metrics.check_metric_names(["dnsmos_ovrl"], reference=False) == ["dnsmos_ovrl"]
+    with pytest.raises(ConfigError, match="si_sdr need a clean reference"):
+        metrics.compute_metrics(speech_like(0.5), None, SR, ["si_sdr"])
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 10.0, 25.0])
@@ -134,17 +147,18 @@ def test_multichannel_scores_are_channel_means_and_unknown_names_fail():
 
 
 def test_quality_plugins_report_missing_files_and_runtimes(tmp_path, monkeypatch):
-    with pytest.raises(ConfigError, match="does not exist.*sig_bak_ovr.onnx"):
-        quality.build_quality_model(f"dnsmos:{tmp_path / 'absent.onnx'}")
     with pytest.raises(ConfigError, match="does not exist"):
         quality.build_quality_model(f"utmos:{tmp_path / 'absent.pt'}")
     with pytest.raises(ConfigError, match="unknown quality model 'nomos'"):
         quality.build_quality_model("nomos:/x")
-    present = tmp_path / "sig_bak_ovr.onnx"
+    # DNSMOS is a built-in metric now: the old plug-in spec says so instead of asking for a model file.
+    with pytest.raises(ConfigError, match="DNSMOS needs no model file.*dnsmos_ovrl"):
+        quality.build_quality_model(f"dnsmos:{tmp_path / 'sig_bak_ovr.onnx'}")
+    present = tmp_path / "utmos.onnx"
     present.write_bytes(b"not a model")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     with pytest.raises(ConfigError, match="pip install onnxruntime"):
-        quality.build_quality_model(f"dnsmos:{present}")
+        quality.build_quality_model(f"utmos:{present}")
 
 
 class ConstantMOS(torch.nn.Module):
@@ -171,33 +185,6 @@ def test_utmos_plugin_runs_a_local_model_file_at_16k(tmp_path, kind):
     assert set(score) == {"utmos"}
     assert score["utmos"] == pytest.approx(3.5, abs=1e-3)
     assert metrics.METRICS["utmos"].better == metrics.HIGHER
-
-
-def test_dnsmos_plugin_with_a_stand_in_onnx_model(tmp_path):
-    onnx = pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper
-
-    # (1, T) -> ReduceMean over time of |x| -> (1, 1) -> expand to (1, 3): raw sig = bak = ovr.
-    graph = helper.make_graph(
-        [
-            helper.make_node("Abs", ["input_1"], ["absolute"]),
-            helper.make_node("ReduceMean", ["absolute"], ["mean"], axes=[1], keepdims=1),
-            helper.make_node("Expand", ["mean", "shape"], ["output"]),
-        ],
-        "standin",
-        [helper.make_tensor_value_info("input_1", TensorProto.FLOAT, [1, None])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor("shape", TensorProto.INT64, [2], [1, 3])],
-    )
-    path = tmp_path / "sig_bak_ovr.onnx"
-    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], ir_version=8)
-    onnx.save(model_proto, str(path))
-    model = quality.build_quality_model(f"dnsmos:{path}")
-    scores = model.score(torch.full((1, 16000 * 3), 2.0), 16000)  # raw score 2.0 in every window
-    expected = {key: np.poly1d(coefs)(2.0) for key, coefs in quality.DNSMOS_POLYNOMIALS[False].items()}
-    for key, value in expected.items():
-        assert scores[f"dnsmos_{key}"] == pytest.approx(value, abs=1e-4)
 
 
 def test_a_plugin_module_registers_its_own_model(tmp_path, monkeypatch):

@@ -8,31 +8,65 @@ import os
 from gan_enhance.cli._args import parser as make_parser
 from gan_enhance.errors import ConfigError
 
-HELP = "paired comparison of score tables: mean difference, bootstrap CI, t-test, Wilcoxon, winner"
+HELP = "paired comparison of score tables: which system is better, B - A with bootstrap CI, t-test, Wilcoxon"
+
+DESCRIPTION = """\
+Compare systems scored on the same files by gan-enhance evaluate. The first table is the baseline A;
+every other table is a system B compared with it, metric by metric, on the files both scored:
+the difference B - A (positive: B scored higher) with its 95% bootstrap interval, the paired t-test,
+the Wilcoxon signed-rank test, the effect size d_z, and a verdict in words (B better, A better, or no
+significant difference) read through each metric's direction."""
+
+EPILOG = """\
+example:
+  # identity is the baseline A; ours and spectral-gating are each compared with it
+  gan-enhance compare eval/identity.csv eval/ours.csv eval/spectral-gating.csv --out eval
+"""
 
 
 def build_parser():
-    parser = make_parser("compare", HELP)
+    from gan_enhance.cli.evaluate import HelpFormatter
+
+    parser = make_parser("compare", DESCRIPTION)
+    parser.formatter_class = HelpFormatter
+    parser.epilog = EPILOG
     parser.add_argument(
         "tables",
         nargs="+",
         metavar="[NAME=]CSV",
-        help="score tables; the first is the baseline every other one is compared with",
+        help="score tables written by gan-enhance evaluate, the baseline A first; NAME defaults to the "
+        "table's system column (or its file name)",
     )
-    parser.add_argument("--metrics", default="", help="comma-separated metrics")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level for declaring a winner")
     parser.add_argument(
-        "--test", choices=["wilcoxon", "ttest"], default="wilcoxon", help="test deciding the winner"
+        "--metrics",
+        default="",
+        metavar="NAMES",
+        help="comma-separated metrics to compare (default: every metric the tables share)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level below which a verdict names a winner"
+    )
+    parser.add_argument(
+        "--test",
+        choices=["wilcoxon", "ttest"],
+        default="wilcoxon",
+        help="test whose p-value decides the verdict",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
     parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
     parser.add_argument(
         "--quality-module",
         action="append",
         default=[],
-        help="module registering quality plug-ins, so their columns' directions are known",
+        metavar="MODULE",
+        help="module registering quality plug-ins, so their columns' directions are known; repeatable",
     )
-    parser.add_argument("--out", default="", help="folder for comparison.md and comparison.csv")
+    parser.add_argument(
+        "--out",
+        default="",
+        metavar="DIR",
+        help="folder for comparison.md and comparison.csv (default: print only)",
+    )
     return parser
 
 
@@ -44,7 +78,7 @@ def _system_name(rows: list[dict], path: str) -> str:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     if len(args.tables) < 2:
-        raise ConfigError("compare needs at least two score tables (the baseline first)")
+        raise ConfigError("compare needs at least two score tables: the baseline A first, then the systems B")
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha must lie in (0, 1), got {args.alpha}")
 
@@ -72,9 +106,10 @@ def main(argv: list[str]) -> int:
     text = comparison_markdown(results, args.alpha, args.test)
     print(text)
     if args.out:
+        from gan_enhance.atomic import write_text
+
         os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "comparison.md"), "w", encoding="utf-8") as handle:
-            handle.write(text)
+        write_text(os.path.join(args.out, "comparison.md"), text)
         _write_rows(os.path.join(args.out, "comparison.csv"), [r.as_row() for r in results])
     return 0
 
@@ -82,7 +117,9 @@ def main(argv: list[str]) -> int:
 def _write_rows(path: str, rows: list[dict]) -> None:
     import csv
 
-    with open(path, "w", newline="", encoding="utf-8") as handle:
+    from gan_enhance.atomic import atomic_path
+
+    with atomic_path(path) as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -2,14 +2,15 @@
 
 Systems are compared on the files both scored (matched by the ``file`` column), metric by metric:
 
-- mean difference ``system - baseline`` and its 95% percentile bootstrap confidence interval (fixed seed,
-  so the same tables give the same interval);
+- mean difference ``B - A`` (the system B minus the baseline A, whatever the metric's direction) and its
+  95% percentile bootstrap confidence interval (fixed seed, so the same tables give the same interval);
 - the paired t-test (``scipy.stats.ttest_rel``) and the Wilcoxon signed-rank test
   (``scipy.stats.wilcoxon``), two-sided;
 - the effect size Cohen's ``d_z = mean(d) / std(d)`` of the paired differences ``d``;
 - the winner, read through the metric's direction (higher SI-SDR is better, lower LSD is better, loudness
   difference nearer zero is better: it is compared by its absolute value). A winner is declared only
-  when the decision test's p-value is below ``alpha``; otherwise the row says ``tie``.
+  when the decision test's p-value is below ``alpha``; otherwise the row says ``tie``. The markdown says
+  it in words (``ours better``, ``no significant difference``) and in one sentence per system.
 
 With more than two systems every system is compared with the first, and the p-values of each metric are
 Holm-corrected over those comparisons (family-wise error rate ``alpha`` per metric).
@@ -246,8 +247,40 @@ def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _signed(value: float) -> str:
+    """A difference with its sign always written (``+0.512``, ``-0.030``); ``-`` for NaN."""
+    return "-" if math.isnan(value) else f"{value:+.3f}"
+
+
+def verdict(result: PairedResult) -> str:
+    """The row's outcome in words: ``"<system> better"``, or that the difference is not significant."""
+    if result.winner == TIE:
+        return "no significant difference"
+    if result.winner in (result.system, result.baseline):
+        return f"{result.winner} better"
+    return result.winner  # the metric's direction is unknown
+
+
+def _sentence(rows: list[PairedResult]) -> str:
+    """One line saying, metric by metric, whether the system beat the baseline."""
+    system, baseline = rows[0].system, rows[0].baseline
+    groups = {
+        "better than": [r.label for r in rows if r.winner == system],
+        "worse than": [r.label for r in rows if r.winner == baseline],
+        "not significantly different from": [r.label for r in rows if r.winner == TIE],
+    }
+    parts = [f"{how} {baseline} on {', '.join(names)}" for how, names in groups.items() if names]
+    unknown = [r.label for r in rows if r.winner not in (system, baseline, TIE)]
+    if unknown:
+        parts.append(f"of unknown direction on {', '.join(unknown)}")
+    return f"{system} is " + "; ".join(parts) + "."
+
+
 def comparison_markdown(results: list[PairedResult], alpha: float = 0.05, test: str = "wilcoxon") -> str:
-    """One markdown table per compared system (against the baseline)."""
+    """One markdown table per compared system B against the baseline A, with a sentence saying who won.
+
+    Every difference, its interval and ``d_z`` are ``B - A`` (positive: B scored higher).
+    """
     sections = []
     systems = list(dict.fromkeys(r.system for r in results))
     corrected = len(systems) > 1
@@ -260,30 +293,33 @@ def comparison_markdown(results: list[PairedResult], alpha: float = 0.05, test: 
                 str(r.n),
                 fmt(r.baseline_mean),
                 fmt(r.system_mean),
-                fmt(r.mean_difference),
-                f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}]",
+                _signed(r.mean_difference),
+                f"[{_signed(r.ci_low)}, {_signed(r.ci_high)}]",
                 _p(r.p_ttest),
                 _p(r.p_wilcoxon),
                 fmt(r.effect_size, 2),
-                r.winner,
+                verdict(r),
             ]
             for r in rows
         ]
         header = [
             "metric",
             "n",
-            baseline,
-            system,
-            "difference",
-            "95% CI",
+            f"A: {baseline}",
+            f"B: {system}",
+            "B - A",
+            "95% CI of B - A",
             "p (t)",
             "p (Wilcoxon)",
             "d_z",
-            "winner",
+            "verdict",
         ]
-        sections.append(f"### {system} vs {baseline}\n\n{markdown_table(header, body)}\n")
+        title = f"### {system} (B) vs {baseline} (A, baseline)"
+        sections.append(f"{title}\n\n{_sentence(rows)}\n\n{markdown_table(header, body)}\n")
     note = (
-        f"Paired on common files; difference = system - baseline; winner where the {test} p < {alpha}"
+        "Paired on common files. B - A: the system's mean minus the baseline's (positive: the system scored "
+        f"higher; ↑/↓ in the score tables say which way is better). A verdict names the better system where the "
+        f"{test} p < {alpha}"
         + (", p-values Holm-corrected per metric over the comparisons with the baseline" if corrected else "")
         + "; abs(x): compared by absolute value (ideal 0).\n"
     )

@@ -1,9 +1,11 @@
-"""Intrusive metrics of an enhanced signal against its clean reference.
+"""Metrics of an enhanced signal: intrusive ones against its clean reference, and DNSMOS without one.
 
 Each metric has a :class:`MetricSpec` in :data:`METRICS` saying which way is better, so reports and
 paired comparisons never have to guess. :func:`compute_metrics` scores one file (any channel count, the
-per-channel values averaged) at the reference's sample rate; metrics with a fixed rate (PESQ) resample
-internally.
+per-channel values averaged) at the reference's sample rate; metrics with a fixed rate (PESQ, DNSMOS)
+resample internally. The DNSMOS columns (:data:`NO_REFERENCE_METRICS`) need no reference, so they also
+score recordings for which no clean file exists; :func:`mean_scores` averages any of them over a batch
+(for validation during training).
 
 Metrics that cannot be computed for a file (PESQ finds no speech, a signal too short for a loudness
 block, a cutoff at Nyquist) give NaN for that file; reports count them and comparisons skip them.
@@ -66,8 +68,20 @@ register_metric("mel_distance", LOWER, "", "multi-scale log-mel L1 (DAC's 7 scal
 register_metric("stft_distance", LOWER, "", "multi-resolution STFT distance (convergence + log-mag L1)")
 register_metric("clip_rate", LOWER, "%", "percentage of samples at or beyond full scale")
 register_metric("loudness_diff", ZERO, "LU", "integrated loudness (BS.1770) of estimate minus reference")
+register_metric("dnsmos_sig", HIGHER, "MOS", "DNSMOS P.835 speech signal quality (no reference)")
+register_metric("dnsmos_bak", HIGHER, "MOS", "DNSMOS P.835 background noise quality (no reference)")
+register_metric("dnsmos_ovrl", HIGHER, "MOS", "DNSMOS P.835 overall quality (no reference)")
+register_metric("dnsmos_p808", HIGHER, "MOS", "DNSMOS P.808 overall quality (no reference)")
 
-# The metrics computed when none are named: everything that needs only the two signals.
+# Metrics of the estimate alone: column -> key of gan_enhance.evaluate.dnsmos.dnsmos()'s result.
+NO_REFERENCE_METRICS = {
+    "dnsmos_sig": "sig",
+    "dnsmos_bak": "bak",
+    "dnsmos_ovrl": "ovrl",
+    "dnsmos_p808": "p808",
+}
+
+# The metrics computed when none are named: everything that needs only the signals.
 DEFAULT_METRICS = [
     "si_sdr",
     "pesq_wb",
@@ -81,6 +95,7 @@ DEFAULT_METRICS = [
     "stft_distance",
     "clip_rate",
     "loudness_diff",
+    *NO_REFERENCE_METRICS,
 ]
 
 
@@ -200,33 +215,49 @@ _SCORERS: dict[str, Callable[..., float]] = {
 }
 
 
-def check_metric_names(names: list[str]) -> list[str]:
-    """Return ``names`` if every one is a known intrusive metric; raise ConfigError naming the unknown."""
+def check_metric_names(names: list[str], reference: bool = True) -> list[str]:
+    """Return ``names`` if every one is a known metric (a no-reference one when ``reference`` is false);
+    raise ConfigError naming the others."""
     from gan_enhance.errors import ConfigError
 
-    unknown = [name for name in names if name not in _SCORERS]
+    known = [*_SCORERS, *NO_REFERENCE_METRICS]
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(_SCORERS)}")
+        raise ConfigError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    intrusive = [name for name in names if name in _SCORERS]
+    if not reference and intrusive:
+        raise ConfigError(
+            f"metric(s) {', '.join(intrusive)} need a clean reference; without one choose from "
+            f"{', '.join(NO_REFERENCE_METRICS)}"
+        )
     return list(names)
+
+
+def _defined_mean(values: list[float]) -> float:
+    # A channel or item where the metric is undefined (NaN, e.g. a silent one) does not void the others.
+    defined = [value for value in values if not math.isnan(value)]
+    return float(np.mean(defined)) if defined else math.nan
 
 
 def compute_metrics(
     estimate: np.ndarray | torch.Tensor,
-    reference: np.ndarray | torch.Tensor,
+    reference: np.ndarray | torch.Tensor | None,
     sample_rate: int,
     names: list[str] = DEFAULT_METRICS,
     cutoff_hz: float = math.nan,
 ) -> dict[str, float]:
-    """Score an estimate against its reference.
+    """Score an estimate against its reference, or on its own with the no-reference metrics.
 
     Parameters
     ----------
     estimate, reference : array or Tensor, (C, T) or (T,)
-        Same rate and channel count; the longer one is cut to the shorter one's length.
+        Same rate and channel count; the longer one is cut to the shorter one's length for the intrusive
+        metrics (the no-reference ones score the whole estimate). ``reference`` None: only
+        :data:`NO_REFERENCE_METRICS` may be named.
     sample_rate : int
         Rate of both signals.
     names : list[str]
-        Metric names (keys of ``METRICS`` computed from the two signals).
+        Metric names (keys of ``METRICS``).
     cutoff_hz : float
         The degraded input's band limit, for ``lsd_low``/``lsd_high`` (NaN: those give NaN).
 
@@ -235,17 +266,56 @@ def compute_metrics(
     dict[str, float]
         One value per name, each the mean over the channels where it is defined (NaN if none).
     """
-    check_metric_names(names)
+    check_metric_names(names, reference is not None)
     est = np.atleast_2d(np.asarray(estimate, dtype=np.float32))
-    ref = np.atleast_2d(np.asarray(reference, dtype=np.float32))
-    if est.shape[0] != ref.shape[0]:
-        raise ValueError(f"estimate has {est.shape[0]} channels but the reference has {ref.shape[0]}")
-    length = min(est.shape[-1], ref.shape[-1])
-    est, ref = est[:, :length], ref[:, :length]
     scores = {}
-    for name in names:
-        values = [_SCORERS[name](e, r, sample_rate, cutoff_hz) for e, r in zip(est, ref)]
-        # A channel where the metric is undefined (NaN, e.g. a silent one) does not void the others.
-        defined = [value for value in values if not math.isnan(value)]
-        scores[name] = float(np.mean(defined)) if defined else math.nan
-    return scores
+    if any(name in NO_REFERENCE_METRICS for name in names):
+        from gan_enhance.evaluate.dnsmos import dnsmos_at
+
+        per_channel = [dnsmos_at(channel, sample_rate) for channel in est]
+        for name in names:
+            if name in NO_REFERENCE_METRICS:
+                scores[name] = _defined_mean([values[NO_REFERENCE_METRICS[name]] for values in per_channel])
+    if reference is not None:
+        ref = np.atleast_2d(np.asarray(reference, dtype=np.float32))
+        if est.shape[0] != ref.shape[0]:
+            raise ValueError(f"estimate has {est.shape[0]} channels but the reference has {ref.shape[0]}")
+        length = min(est.shape[-1], ref.shape[-1])
+        for name in names:
+            if name in _SCORERS:
+                scores[name] = _defined_mean(
+                    [
+                        _SCORERS[name](e, r, sample_rate, cutoff_hz)
+                        for e, r in zip(est[:, :length], ref[:, :length])
+                    ]
+                )
+    return {name: scores[name] for name in names}
+
+
+def mean_scores(
+    estimates: torch.Tensor, references: torch.Tensor | None, sample_rate: int, names: list[str]
+) -> dict[str, float]:
+    """Each metric's mean over a batch, items where it is undefined (NaN) left out.
+
+    Parameters
+    ----------
+    estimates, references : Tensor, (B, C, T)
+        A batch of outputs and their clean targets (``references`` None: no-reference metrics only),
+        e.g. a validation batch ``(B, 1, T)``.
+    sample_rate : int
+        Rate of both.
+    names : list[str]
+        Metric names, e.g. ``["dnsmos_ovrl"]`` or ``["pesq_wb", "dnsmos_ovrl"]``.
+
+    Returns
+    -------
+    dict[str, float]
+        Name -> mean over the items (NaN when no item could be scored).
+    """
+    estimates = estimates.detach().float().cpu().numpy()
+    references = None if references is None else references.detach().float().cpu().numpy()
+    rows = [
+        compute_metrics(estimate, None if references is None else references[i], sample_rate, names)
+        for i, estimate in enumerate(estimates)
+    ]
+    return {name: _defined_mean([row[name] for row in rows]) for name in names}

@@ -1,7 +1,9 @@
-"""No-reference quality models (DNSMOS, UTMOS, your own) as plug-ins that read a LOCAL model file.
+"""No-reference quality models (UTMOS, your own) as plug-ins that read a LOCAL model file.
 
 Nothing here downloads anything: each plug-in is given the path of a model file the user fetched
-themselves, and says clearly what is missing when the file or its runtime is absent.
+themselves, and says clearly what is missing when the file or its runtime is absent. DNSMOS is not a
+plug-in: its models ship with the ``speechmos`` package, and its columns (``dnsmos_sig``, ``dnsmos_bak``,
+``dnsmos_ovrl``, ``dnsmos_p808``) are ordinary metrics (:mod:`gan_enhance.evaluate.dnsmos`).
 
 Plug-in interface
 -----------------
@@ -24,11 +26,8 @@ On the command line ``--quality mymos:/path/to/model --quality-module mypackage.
 module (so its registration runs) and adds the ``mymos`` column. ``score`` (inherited) mixes to mono
 and resamples before calling ``predict``.
 
-Built-in plug-ins
------------------
-- ``dnsmos:PATH`` -- Microsoft DNSMOS P.835 (``sig_bak_ovr.onnx`` from the DNS-Challenge repository,
-  ``DNSMOS/DNSMOS/`` or the personalised ``DNSMOS/pDNSMOS/``; add ``,personalized`` for the latter).
-  Needs ``onnxruntime``. Columns ``dnsmos_sig``, ``dnsmos_bak``, ``dnsmos_ovr``.
+Built-in plug-in
+----------------
 - ``utmos:PATH`` -- a UTMOS (or any MOS) predictor that maps a 16 kHz waveform batch ``(B, T)`` to
   scores ``(B,)`` or ``(B, 1)``, exported with ``torch.export`` (``.pt2``, loaded with
   ``torch.export.load``; export it with a dynamic time dimension), as TorchScript (``.pt``/``.ts``, what
@@ -49,23 +48,6 @@ from gan_enhance.evaluate.metrics import register_metric
 from gan_enhance.registry import Registry
 
 QUALITY_MODELS = Registry("quality model")
-
-DNSMOS_RATE = 16000
-DNSMOS_SECONDS = 9.01
-DNSMOS_HOP_SECONDS = 1.0
-# Microsoft's calibration polynomials (DNS-Challenge DNSMOS/dnsmos_local.py), highest power first.
-DNSMOS_POLYNOMIALS = {
-    False: {
-        "sig": [-0.08397278, 1.22083953, 0.0052439],
-        "bak": [-0.13166888, 1.60915514, -0.39604546],
-        "ovr": [-0.06766283, 1.11546468, 0.04602535],
-    },
-    True: {
-        "sig": [-0.01019296, 0.02751166, 1.19576786, -0.24348726],
-        "bak": [-0.04976499, 0.44276479, -0.1644611, 0.96883132],
-        "ovr": [-0.00533021, 0.005101, 1.18058466, -0.11236046],
-    },
-}
 
 
 def register_quality_model(name: str):
@@ -117,41 +99,6 @@ def _onnx_session(path: str, what: str):
         raise ConfigError(f"{what}: '{path}' is not a loadable ONNX model ({error})") from None
 
 
-@register_quality_model("dnsmos")
-class DNSMOS(QualityModel):
-    """DNSMOS P.835: speech quality (sig), background (bak) and overall (ovr) MOS, 1-5.
-
-    The audio is tiled to at least 9.01 s, scored in 9.01 s windows every second, and the calibrated
-    scores are averaged, as in Microsoft's reference script.
-    """
-
-    sample_rate = DNSMOS_RATE
-    outputs = {"dnsmos_sig": "higher", "dnsmos_bak": "higher", "dnsmos_ovr": "higher"}
-
-    def __init__(self, path: str, personalized: bool = False):
-        where = (
-            "download sig_bak_ovr.onnx from Microsoft's DNS-Challenge repository (DNSMOS/DNSMOS/) yourself "
-            "and pass dnsmos:/path/to/sig_bak_ovr.onnx"
-        )
-        self.session = _onnx_session(_require_file(path, "DNSMOS", where), "DNSMOS")
-        self.input_name = self.session.get_inputs()[0].name
-        self.polynomials = {k: np.poly1d(v) for k, v in DNSMOS_POLYNOMIALS[bool(personalized)].items()}
-
-    def predict(self, wav: np.ndarray) -> dict[str, float]:
-        window = int(DNSMOS_SECONDS * self.sample_rate)
-        hop = int(DNSMOS_HOP_SECONDS * self.sample_rate)
-        if len(wav) == 0:
-            raise ValueError("DNSMOS got an empty waveform")
-        while len(wav) < window:
-            wav = np.concatenate([wav, wav])
-        starts = range(0, len(wav) - window + 1, hop)
-        raw = np.stack(
-            [self.session.run(None, {self.input_name: wav[None, s : s + window]})[0][0] for s in starts]
-        )
-        calibrated = {key: self.polynomials[key](raw[:, i]) for i, key in enumerate(("sig", "bak", "ovr"))}
-        return {f"dnsmos_{key}": float(np.mean(values)) for key, values in calibrated.items()}
-
-
 @register_quality_model("utmos")
 class UTMOS(QualityModel):
     """A MOS predictor exported as TorchScript or ONNX: ``(B, T)`` 16 kHz waveforms -> ``(B,)`` MOS."""
@@ -193,7 +140,7 @@ class UTMOS(QualityModel):
 
 
 def build_quality_model(spec: str, modules: list[str] = ()) -> QualityModel:
-    """Build a plug-in from ``NAME:PATH[,option[=value]...]`` (e.g. ``dnsmos:/m/sig_bak_ovr.onnx,personalized``).
+    """Build a plug-in from ``NAME:PATH[,option[=value]...]`` (e.g. ``utmos:/m/utmos.pt``).
 
     ``modules`` are imported first so that plug-ins they register are found.
     """
@@ -203,6 +150,11 @@ def build_quality_model(spec: str, modules: list[str] = ()) -> QualityModel:
         except ImportError as error:
             raise ConfigError(f"cannot import quality plug-in module '{module}' ({error})") from None
     name, _, rest = spec.partition(":")
+    if name == "dnsmos":
+        raise ConfigError(
+            f"DNSMOS needs no model file now: drop '--quality {spec}'; its columns dnsmos_sig, dnsmos_bak, "
+            "dnsmos_ovrl, dnsmos_p808 are in the default --metrics"
+        )
     if name not in QUALITY_MODELS:
         raise ConfigError(
             f"unknown quality model '{name}' in '{spec}'; known: {', '.join(QUALITY_MODELS.names())}"

@@ -1,10 +1,13 @@
 """Score systems over a test set and write the per-file tables, the summary and spectrogram figures.
 
-Three ways to get the signals to score, all against a folder of clean references:
+Three ways to get the signals to score against clean references (folders or single files):
 
 1. an enhanced folder (files matched to the clean ones by relative path without extension);
 2. a degraded folder run through one or more systems (baselines or exported models);
 3. the clean folder degraded on the fly with a seeded task preset, then run through systems.
+
+And one without references: recordings scored as they are, by the no-reference metrics (DNSMOS), along
+with systems run over them and enhanced folders matched to them. See :mod:`~gan_enhance.evaluate.items`.
 
 Outputs in ``out_dir``: ``<system>.csv`` (one row per file), ``summary.md`` (mean, std, median, min,
 max per metric and a side-by-side table of means), ``spectrograms/<file>.png`` for the first few files,
@@ -21,7 +24,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -29,6 +32,16 @@ from gan_enhance.atomic import write_text
 from gan_enhance.audio import read_audio, resample, write_audio
 from gan_enhance.errors import DataError, GanEnhanceError
 from gan_enhance.evaluate import report
+
+# The item builders live in items.py; these names stay importable from here.
+from gan_enhance.evaluate.items import (  # noqa: F401
+    Failure,
+    Item,
+    degraded_items,
+    folder_items,
+    matched_keys,
+    recording_items,
+)
 from gan_enhance.evaluate.metrics import DEFAULT_METRICS, compute_metrics
 from gan_enhance.evaluate.spectral import estimate_cutoff
 from gan_enhance.evaluate.systems import System
@@ -43,94 +56,11 @@ _PENDING_PER_JOB = 4
 AUDIO_SUBTYPE = "PCM_16"
 
 
-@dataclass
-class Item:
-    """One test file: its key (relative path without extension), clean and degraded signals."""
-
-    key: str
-    clean: torch.Tensor
-    clean_rate: int
-    degraded: torch.Tensor | None = None
-    degraded_rate: int = 0
-    # system name -> enhanced file (enhanced-folder mode)
-    enhanced_paths: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Failure:
-    """A test file that cannot be scored: its key and the error (whose message names the file)."""
-
-    key: str
-    error: GanEnhanceError
-
-
-def _files_by_key(folder: str) -> dict[str, str]:
-    from gan_enhance.data.files import find_audio_files, relative_key
-
-    if not os.path.isdir(folder):
-        raise DataError(f"folder '{folder}' does not exist; check the path")
-    files = {relative_key(path, folder): path for path in find_audio_files([folder])}
-    if not files:
-        raise DataError(f"no audio files under '{folder}'")
-    return files
-
-
-def matched_keys(clean_dir: str, other_dirs: list[str]) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """Clean files and, for each other folder, its files, restricted to keys present everywhere."""
-    clean = _files_by_key(clean_dir)
-    others = [_files_by_key(folder) for folder in other_dirs]
-    common = [key for key in clean if all(key in other for other in others)]
-    if not common:
-        names = ", ".join(f"'{d}'" for d in other_dirs)
-        raise DataError(
-            f"no file of '{clean_dir}' has a counterpart in {names}; files are matched by relative path "
-            "without extension (clean/a/b.wav <-> enhanced/a/b.flac)"
-        )
-    return {k: clean[k] for k in common}, [{k: other[k] for k in common} for other in others]
-
-
-def folder_items(
-    clean_dir: str, degraded_dir: str = "", enhanced: dict[str, str] | None = None
-) -> Iterator[Item | Failure]:
-    """Items from folders: clean always, degraded and enhanced (system name -> folder) when given.
-
-    A clean or degraded file that cannot be read (or holds NaN) gives a :class:`Failure` instead.
-    """
-    enhanced = enhanced or {}
-    folders = ([degraded_dir] if degraded_dir else []) + list(enhanced.values())
-    clean, others = matched_keys(clean_dir, folders)
-    degraded = others.pop(0) if degraded_dir else {}
-    for key, path in clean.items():
-        try:
-            wav, rate = read_audio(path)
-            item = Item(key=key, clean=wav, clean_rate=rate)
-            if degraded:
-                item.degraded, item.degraded_rate = read_audio(degraded[key])
-        except GanEnhanceError as error:
-            yield Failure(key, error)
-            continue
-        item.enhanced_paths = {name: files[key] for name, files in zip(enhanced, others)}
-        yield item
-
-
-def degraded_items(
-    clean_dir: str, degrade: Callable[[torch.Tensor, int, int], tuple[torch.Tensor, int]]
-) -> Iterator[Item | Failure]:
-    """Items whose degraded signal is made from the clean file by ``degrade(wav, rate, index)``; an
-    unreadable clean file gives a :class:`Failure`."""
-    clean = _files_by_key(clean_dir)
-    for index, (key, path) in enumerate(clean.items()):
-        try:
-            wav, rate = read_audio(path)
-        except GanEnhanceError as error:
-            yield Failure(key, error)
-            continue
-        degraded, degraded_rate = degrade(wav, rate, index)
-        yield Item(key=key, clean=wav, clean_rate=rate, degraded=degraded, degraded_rate=degraded_rate)
-
-
 def _align(estimate: torch.Tensor, rate: int, item: Item) -> torch.Tensor:
-    """The estimate at the reference's rate and channel count (mono estimates are spread over channels)."""
+    """The estimate at the reference's rate and channel count (mono estimates are spread over channels);
+    as it is without a reference."""
+    if item.clean is None:
+        return estimate
     if rate != item.clean_rate:
         estimate = resample(estimate, rate, item.clean_rate)
     if estimate.shape[0] != item.clean.shape[0]:
@@ -180,13 +110,13 @@ def evaluate_items(
     Parameters
     ----------
     items : iterator of Item or Failure
-        From :func:`folder_items` or :func:`degraded_items`.
+        From :func:`folder_items`, :func:`degraded_items` or :func:`recording_items`.
     systems : list of System
         Run on each item's degraded signal (items without one need no systems).
     out_dir : str
         Where tables, summary, figures and audio go.
     metrics : list[str]
-        Intrusive metric names.
+        Metric names (no-reference ones only for items without a clean signal).
     quality_models : list of QualityModel
         No-reference plug-ins scored on each output (see :mod:`gan_enhance.evaluate.quality`).
     spectrograms : int
@@ -290,26 +220,43 @@ def _score_item(
     pending: list,
 ) -> None:
     """Queue one item's scoring (onto ``pending``), write its audio and figure."""
-    cutoff = settings.cutoff_hz or input_cutoff(item)
+    reference = item.clean
+    cutoff = math.nan if reference is None else settings.cutoff_hz or input_cutoff(item)
     for name, (wav, rate, estimate) in outputs.items():
-        row = {"file": item.key, "system": name, "duration_s": item.clean.shape[-1] / item.clean_rate}
-        row.update({"sample_rate": float(item.clean_rate), "cutoff_hz": cutoff})
-        scores = pool.submit(
-            compute_metrics, estimate.numpy(), item.clean.numpy(), item.clean_rate, settings.metrics, cutoff
-        )
+        row = {"file": item.key, "system": name}
+        if reference is None:
+            # Scored on its own, at its own rate.
+            row.update({"duration_s": wav.shape[-1] / rate, "sample_rate": float(rate)})
+            scores = pool.submit(compute_metrics, wav.numpy(), None, rate, settings.metrics)
+        else:
+            row.update(
+                {"duration_s": reference.shape[-1] / item.clean_rate, "sample_rate": float(item.clean_rate)}
+            )
+            row["cutoff_hz"] = cutoff
+            scores = pool.submit(
+                compute_metrics,
+                estimate.numpy(),
+                reference.numpy(),
+                item.clean_rate,
+                settings.metrics,
+                cutoff,
+            )
         quality = {}
         for model in settings.quality_models:
             quality.update(model.score(wav, rate))
         pending.append((row, scores, quality))
         if settings.save_audio and name not in item.enhanced_paths:
             write_audio(os.path.join(settings.audio_dir, name, f"{item.key}.wav"), wav, rate, AUDIO_SUBTYPE)
-    if settings.save_audio and systems and item.degraded is not None:
+    # Without a reference the degraded signal is the recording, already an output of its own.
+    degraded = item.degraded is not None and reference is not None
+    if settings.save_audio and systems and degraded:
         path = os.path.join(settings.audio_dir, "degraded", f"{item.key}.wav")
         write_audio(path, item.degraded, item.degraded_rate, AUDIO_SUBTYPE)
     if figure:
-        panels = [("degraded", item.degraded, item.degraded_rate)] if item.degraded is not None else []
+        panels = [("degraded", item.degraded, item.degraded_rate)] if degraded else []
         panels += [(name, wav, rate) for name, (wav, rate, _) in outputs.items()]
-        panels.append(("clean", item.clean, item.clean_rate))
+        if reference is not None:
+            panels.append(("clean", reference, item.clean_rate))
         path = os.path.join(settings.out_dir, "spectrograms", f"{item.key}.png")
         report.spectrogram_figure(path, [(n, w.mean(dim=0).numpy(), r) for n, w, r in panels], title=item.key)
 
