@@ -1,11 +1,15 @@
 """gan_enhance: train GAN audio-enhancement models and run them on files.
 
-Importing the package is cheap: heavy submodules load on first use.
+Importing the package is cheap (no torch, no numpy): the names in ``__all__`` load their module on first
+use, and the inference path (``load_generator`` of an exported model, ``enhance``) never imports the
+training code, transformers or matplotlib.
 
 >>> import gan_enhance
->>> model = gan_enhance.load_generator("exports/denoise")   # doctest: +SKIP
->>> enhanced, rate = model.enhance(waveform, sample_rate)      # doctest: +SKIP
+>>> model = gan_enhance.load_generator("exports/denoise")  # or runs/<name> (tag="best")  # doctest: +SKIP
+>>> enhanced, rate = model.enhance(waveform, sample_rate)  # (T,), tensor (C, T), numpy (T, C)  # doctest: +SKIP
 """
+
+import importlib
 
 from gan_enhance._compat import install_import_hook
 from gan_enhance.version import __version__
@@ -14,13 +18,32 @@ from gan_enhance.version import __version__
 # after `import gan_enhance` gets the stand-in that makes it work. Installing the hook imports nothing.
 install_import_hook()
 
-__all__ = ["__version__", "load_generator"]
+# Public name -> the module defining it (imported on first use).
+_EXPORTS = {
+    "load_generator": "gan_enhance.bundle",
+    "save_bundle": "gan_enhance.bundle",
+    "Enhancer": "gan_enhance.enhance",
+    "export_checkpoint": "gan_enhance.export",
+    "build_generator": "gan_enhance.models.generators",
+    "GanEnhanceError": "gan_enhance.errors",
+    "ConfigError": "gan_enhance.errors",
+    "AudioFileError": "gan_enhance.errors",
+    "DataError": "gan_enhance.errors",
+    "CheckpointError": "gan_enhance.errors",
+    "OutOfSpaceError": "gan_enhance.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str):
-    # Lazy so that `import gan_enhance` does not import torch; only the inference path is loaded.
-    if name == "load_generator":
-        from gan_enhance.bundle import load_generator
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gan_enhance' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return load_generator
-    raise AttributeError(f"module 'gan_enhance' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

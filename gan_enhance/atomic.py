@@ -21,6 +21,32 @@ from gan_enhance.errors import OutOfSpaceError
 SPACE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux ``/proc``).
+
+    Elsewhere it is read by setting and restoring it, which is only safe while no other thread creates files.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+def give_default_permissions(path: str | os.PathLike, folder: bool = False) -> None:
+    """Give ``path`` the permissions a plain ``open()`` (``mkdir()`` with ``folder``) would have given it.
+
+    ``tempfile.mkstemp``/``mkdtemp`` and some writers (safetensors) create private (``0600``/``0700``)
+    entries; files renamed into place from them should be readable like any other file the user makes.
+    """
+    os.chmod(path, (0o777 if folder else 0o666) & ~current_umask())
+
+
 def _fsync_folder(folder: str) -> None:
     """Make a rename in ``folder`` durable (a no-op where directories cannot be opened, e.g. Windows)."""
     try:
@@ -67,9 +93,7 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[str]
     try:
         yield temporary
         # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        give_default_permissions(temporary)
         if durable:
             with open(temporary, "rb+") as stream:
                 os.fsync(stream.fileno())

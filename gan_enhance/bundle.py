@@ -16,7 +16,12 @@ Folder layout::
       model.ts            optional, written by ``gan-enhance export --torchscript``
 
 Writes are atomic: files go to a hidden staging folder next to ``OUT`` which is renamed into place only
-when complete, so an interrupted export never leaves a half-written bundle under the real name.
+when complete, so an interrupted export never leaves a half-written bundle under the real name. The
+files get the permissions of any file the user creates (``0644`` under umask ``022``).
+
+:func:`load_generator` also takes a training run folder or checkpoint and exports it in memory (as
+``gan-enhance export`` would, EMA weights included); only that path reads a pickle-based checkpoint
+(``torch.load(weights_only=True)``) and imports the training code that checks it.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gan_enhance.errors import CheckpointError
+from gan_enhance.atomic import give_default_permissions
+from gan_enhance.errors import CheckpointError, ConfigError
 from gan_enhance.version import __version__
 
 FORMAT = "gan_enhance.generator"
@@ -148,10 +154,13 @@ def staged_folder(out_dir: str | os.PathLike) -> Iterator[str]:
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.staging.", dir=parent)
     try:
         yield staging
-        # mkdtemp makes the folder private; give it the permissions a plain mkdir would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(staging, 0o777 & ~umask)
+        # mkdtemp makes the folder private and safetensors writes private files; give both the
+        # permissions a plain mkdir / open would.
+        for name in os.listdir(staging):
+            path = os.path.join(staging, name)
+            if os.path.isfile(path) and not os.path.islink(path):
+                give_default_permissions(path)
+        give_default_permissions(staging, folder=True)
         if os.path.exists(out_dir):
             # A folder cannot be renamed over a non-empty one: move the old bundle aside first.
             retired = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old.", dir=parent)
@@ -243,46 +252,60 @@ def _build(config: dict[str, Any], path: str) -> nn.Module:
         ) from None
 
 
-def _enhance(self: nn.Module, waveform, sample_rate: int, **options):
-    """Enhance a waveform with this generator; see :meth:`gan_enhance.enhance.Enhancer.enhance_waveform`.
-
-    ``options`` go to :class:`~gan_enhance.enhance.Enhancer` (``chunk_seconds``, ``batch_size``,
-    ``keep_sample_rate``, ...). Returns ``(enhanced, sample_rate)``.
-    """
-    # enhance sits one layer above this module (it loads bundles), so it is imported on use.
-    from gan_enhance.enhance import Enhancer
-
-    device = next(self.parameters(), torch.empty(0)).device
-    options.setdefault("device", str(device))
-    return Enhancer(self, **options).enhance_waveform(waveform, sample_rate)
-
-
-def load_generator(model_dir: str | os.PathLike, device: str = "cpu") -> nn.Module:
-    """Load an exported generator for inference (eval mode, weight norm removed).
-
-    Only ``config.json`` (JSON) and ``model.safetensors`` are read; nothing is unpickled.
-
-    Parameters
-    ----------
-    model_dir : str or PathLike
-        A folder written by :func:`save_bundle` / ``gan-enhance export``.
-    device : str
-        Where to put the weights (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
-
-    Returns
-    -------
-    Generator
-        The backbone, with an extra bound method ``enhance(waveform, sample_rate, **options)``.
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``device`` as a :class:`torch.device` this torch can use.
 
     Raises
     ------
-    CheckpointError
-        If the folder, config or weights are missing, corrupt, or do not fit the architecture.
+    ConfigError
+        One line, when ``device`` is not a device name or not available here (e.g. ``cuda`` on a CPU-only
+        torch, or ``cuda:3`` on a machine with two GPUs).
     """
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(
+            f"device {str(device)!r} is not a device name; use cpu, cuda or cuda:<index>"
+        ) from None
+    if resolved.type == "cuda":
+        if torch.version.cuda is None and torch.version.hip is None:
+            raise ConfigError(
+                f"device {str(device)!r}: this torch ({torch.__version__}) is built without CUDA; use cpu, or "
+                "install a CUDA build of torch"
+            )
+        count = torch.cuda.device_count()
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            raise ConfigError(f"device {str(device)!r}: {count} CUDA GPU(s) visible to this process; use cpu")
+    elif resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {str(device)!r} is not available on this machine; use cpu")
+    return resolved
+
+
+def _enhance(self: nn.Module, waveform, sample_rate: int, **options):
+    """Enhance a waveform with this generator: ``(enhanced, rate)``.
+
+    ``waveform`` is a tensor ``(T,)`` or ``(C, T)``, or a numpy array ``(T,)`` or ``(T, C)`` as
+    ``soundfile.read`` returns it, at any ``sample_rate``; ``enhanced`` comes back float32 in the same
+    type and layout (see :func:`gan_enhance.enhance.channels_first`, which raises a one-line
+    :class:`~gan_enhance.errors.ConfigError` for other shapes). ``options`` go to
+    :class:`~gan_enhance.enhance.Enhancer` (``chunk_seconds``, ``keep_sample_rate``, ``device``, ...);
+    ``rate`` is the model's output rate, or ``sample_rate`` with ``keep_sample_rate``.
+    """
+    # enhance sits one layer above this module (it loads bundles), so it is imported on use.
+    from gan_enhance.enhance import Enhancer, channels_first
+
+    signal, restore = channels_first(waveform)
+    device = next(self.parameters(), torch.empty(0)).device
+    options.setdefault("device", str(device))
+    enhanced, rate = Enhancer(self, **options).enhance_waveform(signal, sample_rate)
+    return restore(enhanced), rate
+
+
+def _from_bundle(model_dir: str) -> tuple[nn.Module, dict[str, Any]]:
+    """An exported bundle's generator (weight norm removed, CPU) and its config's ``source``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    model_dir = os.fspath(model_dir)
     config = read_bundle_config(model_dir)
     config_path = os.path.join(model_dir, CONFIG_FILE)
     weights_path = os.path.join(model_dir, WEIGHTS_FILE)
@@ -304,6 +327,69 @@ def load_generator(model_dir: str | os.PathLike, device: str = "cpu") -> nn.Modu
             raise CheckpointError(
                 f"'{config_path}': {key} {config[key]} disagrees with the generator's settings"
             )
-    generator = generator.to(device).eval()
+    return generator, dict(config.get("source") or {})
+
+
+def _from_checkpoint(path: str, tag: str) -> tuple[nn.Module, dict[str, Any]]:
+    """A training run's (or checkpoint's) generator, exported in memory like ``gan-enhance export``."""
+    # Only this path needs the checkpoint reader (and, through it, the training code that checks it).
+    from gan_enhance.export import find_checkpoint, generator_from_checkpoint
+
+    if os.path.isdir(path) and not any(
+        os.path.exists(os.path.join(path, name)) for name in ("checkpoint.pt", "checkpoints")
+    ):
+        raise CheckpointError(
+            f"'{path}' is neither an exported model (no {CONFIG_FILE}) nor a training run (no checkpoints/ "
+            "or checkpoint.pt); pass a folder made by gan-enhance export, runs/<name> or a checkpoint.pt"
+        )
+    generator, source = generator_from_checkpoint(find_checkpoint(path, tag))
+    return generator.remove_weight_norm(), source
+
+
+def load_generator(model: str | os.PathLike, device: str = "cpu", tag: str | None = None) -> nn.Module:
+    """Load a generator for inference (eval mode, weight norm removed).
+
+    Parameters
+    ----------
+    model : str or PathLike
+        A folder written by :func:`save_bundle` / ``gan-enhance export`` (only ``config.json`` and
+        ``model.safetensors`` are read; nothing is unpickled), or a training run folder (``runs/<name>``),
+        a checkpoint folder or a ``checkpoint.pt``: exported in memory, with the EMA weights when the
+        checkpoint holds EMA weights that saw an update (its trained weights otherwise).
+    device : str
+        Where to put the weights (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+    tag : str, optional
+        The checkpoint of a run folder: ``best`` (default), ``latest``, ``<N>k``. Only for runs.
+
+    Returns
+    -------
+    Generator
+        The backbone, with an extra bound method ``enhance(waveform, sample_rate, **options)`` (see
+        :func:`_enhance`) and ``provenance``: the export's ``source`` (checkpoint, step, weights used).
+
+    Raises
+    ------
+    CheckpointError
+        If the folder, config, weights or checkpoint are missing, corrupt, or do not fit the architecture.
+    ConfigError
+        If ``device`` is not available, or ``tag`` is given for an exported model.
+    """
+    path = os.fspath(model)
+    resolved = resolve_device(device)
+    if os.path.isfile(os.path.join(path, CONFIG_FILE)):
+        if tag is not None:
+            raise ConfigError(
+                f"'{path}' is an exported model; a tag (--tag {tag}) only picks a run's checkpoint"
+            )
+        generator, source = _from_bundle(path)
+    elif os.path.exists(path):
+        generator, source = _from_checkpoint(path, tag or "best")
+    else:
+        raise CheckpointError(
+            f"model '{path}' does not exist; pass a folder made by gan-enhance export, a training run "
+            "(runs/<name>) or a checkpoint.pt"
+        )
+    generator = generator.to(resolved).eval()
+    generator.provenance = source
     generator.enhance = types.MethodType(_enhance, generator)
     return generator

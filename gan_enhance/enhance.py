@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import soundfile
@@ -30,7 +30,8 @@ from torch import nn
 
 from gan_enhance.atomic import atomic_path
 from gan_enhance.audio import AudioReader, truncation_error
-from gan_enhance.errors import AudioFileError, CheckpointError
+from gan_enhance.bundle import resolve_device
+from gan_enhance.errors import AudioFileError, CheckpointError, ConfigError
 
 # Streaming resampler quality (soxr's "very high quality" preset: passband to 95% of Nyquist, 175 dB).
 RESAMPLE_QUALITY = "VHQ"
@@ -41,6 +42,53 @@ CPU_BATCH = 1
 GPU_BATCH = 8
 # An MP3 header's frame count is an estimate; a shortfall of up to two MPEG frames is not truncation.
 _MP3_FRAME_TOLERANCE = 2 * 1152
+
+
+def channels_first(waveform) -> tuple[torch.Tensor, Callable[[torch.Tensor], object]]:
+    """Read ``waveform`` in its type's usual layout; returns ``(C, T)`` float32 on CPU and a function that
+    gives a ``(C, T')`` result back in the input's type and layout.
+
+    Tensors (and lists) are ``(T,)`` or ``(C, T)``; numpy arrays are ``(T,)`` or ``(T, C)``, the layout
+    ``soundfile.read`` returns. Integer PCM is scaled to [-1, 1]. A 2-D input with more channels than
+    frames is refused: it is almost surely the other layout.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the shape it got and the layout it expected.
+    """
+    is_numpy = isinstance(waveform, np.ndarray)
+    kind = "numpy array" if is_numpy else "tensor" if isinstance(waveform, torch.Tensor) else "waveform"
+    wav = torch.from_numpy(np.ascontiguousarray(waveform)) if is_numpy else torch.as_tensor(waveform)
+    shape = tuple(wav.shape)
+    layout = "(T, C), as soundfile.read returns" if is_numpy else "(C, T)"
+    if wav.ndim not in (1, 2) or wav.numel() == 0:
+        raise ConfigError(
+            f"expected a non-empty waveform shaped (T,) or {layout}, got a {kind} shaped {shape}"
+        )
+    if not (wav.is_floating_point() or wav.dtype in (torch.int16, torch.int32, torch.uint8, torch.int8)):
+        raise ConfigError(f"expected float or integer PCM samples, got a {kind} of {wav.dtype}")
+    if not wav.is_floating_point():
+        # PCM as soundfile reads it (dtype="int16"/"int32"); 8-bit WAV is unsigned around 128.
+        offset, full_scale = (128, 128) if wav.dtype == torch.uint8 else (0, -torch.iinfo(wav.dtype).min)
+        wav = (wav.double() - offset) / full_scale
+    if wav.ndim == 2:
+        wav = wav.T if is_numpy else wav
+        channels, frames = wav.shape
+        if channels > frames:
+            other = "a torch tensor (C, T)" if is_numpy else "a numpy array (T, C)"
+            raise ConfigError(
+                f"got a {kind} shaped {shape}, read as {layout}: {channels} channels of {frames} frames; "
+                f"pass waveform.T (or {other})"
+            )
+    signal = wav.detach().to("cpu", torch.float32)
+    mono = signal.ndim == 1
+
+    def restore(out: torch.Tensor):
+        out = out[0] if mono else out
+        return np.ascontiguousarray(out.numpy().T) if is_numpy else out
+
+    return (signal[None] if mono else signal), restore
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -126,7 +174,7 @@ class Enhancer:
             raise ValueError(
                 f"chunk_seconds must be > 0 and batch_size >= 0, got {chunk_seconds}, {batch_size}"
             )
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         batch_size = batch_size or (CPU_BATCH if self.device.type == "cpu" else GPU_BATCH)
         self.generator = generator.to(self.device).eval()
         self.in_sample_rate = int(generator.in_sample_rate)

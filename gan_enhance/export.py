@@ -29,8 +29,6 @@ from gan_enhance.bundle import (
     write_bundle_files,
 )
 from gan_enhance.errors import CheckpointError
-from gan_enhance.train.checkpoint import eval_weights_key
-from gan_enhance.train.checkpoint import load_checkpoint as load_training_checkpoint
 from gan_enhance.version import __version__
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -70,6 +68,10 @@ def find_checkpoint(run_or_checkpoint: str | os.PathLike, tag: str = "best") -> 
 
 def load_checkpoint(path: str) -> dict[str, Any]:
     """Read and check a training checkpoint (``weights_only=True``, checksum) that records its generator."""
+    # The checkpoint format (and its checksum) belongs to the training code, imported only here: loading
+    # an exported bundle never reaches this module's checkpoint path.
+    from gan_enhance.train.checkpoint import load_checkpoint as load_training_checkpoint
+
     checkpoint = load_training_checkpoint(path)
     if "generator_config" not in checkpoint:
         raise CheckpointError(f"'{path}' lacks 'generator_config'; is it a gan_enhance checkpoint?")
@@ -102,6 +104,8 @@ def generator_from_checkpoint(path: str, prefer_ema: bool = True) -> tuple[nn.Mo
         generator = registry.build(config["name"], **dict(config.get("kwargs") or {}))
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"'{path}': cannot rebuild generator {config['name']!r} ({error})") from None
+    from gan_enhance.train.checkpoint import eval_weights_key
+
     weights = eval_weights_key(checkpoint, prefer_ema)
     try:
         generator.load_state_dict(_unwrap(checkpoint[weights]), strict=True)

@@ -6,12 +6,13 @@ import json
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
 import gan_enhance
 from gan_enhance.bundle import CONFIG_FILE, WEIGHTS_FILE, load_generator, save_bundle
-from gan_enhance.errors import CheckpointError
+from gan_enhance.errors import CheckpointError, ConfigError
 from gan_enhance.models.generators import GENERATORS, build_generator
 from gan_enhance.nn.layers import has_weight_norm
 
@@ -206,10 +207,59 @@ def test_loaded_generator_has_an_enhance_method(generator, tmp_path):
     assert rate == 8000 and mono.shape == (12000,)
 
 
-def test_package_exposes_load_generator():
-    if "load_generator" not in dir(gan_enhance) and not hasattr(gan_enhance, "__getattr__"):
-        pytest.skip("gan_enhance/__init__.py does not export load_generator yet (the lead adds it)")
+def test_enhance_takes_tensors_channels_first_and_numpy_frames_first(generator, tmp_path):
+    save_bundle(generator, tmp_path / "bundle")
+    loaded = load_generator(tmp_path / "bundle")
+    wav = 0.1 * torch.randn(2, 6000)
+    expected, _ = loaded.enhance(wav, 8000)
+    # soundfile.read's layout: (T, C) in, (T, C) out, as numpy.
+    frames_first, rate = loaded.enhance(wav.T.numpy(), 8000)
+    assert isinstance(frames_first, np.ndarray) and frames_first.shape == (12000, 2) and rate == 16000
+    np.testing.assert_allclose(frames_first, expected.T.numpy(), atol=1e-6)
+    mono, _ = loaded.enhance(wav[0].numpy(), 8000)
+    assert mono.shape == (12000,)
+    np.testing.assert_allclose(mono, expected[0].numpy(), atol=1e-6)
+    # int16 PCM is scaled to [-1, 1].
+    pcm = np.round(wav.T.numpy() * 32768).astype(np.int16)
+    from_pcm, _ = loaded.enhance(pcm, 8000)
+    np.testing.assert_allclose(from_pcm, loaded.enhance(pcm / 32768.0, 8000)[0], atol=1e-6)
+    assert np.abs(from_pcm - frames_first).max() < 1e-2
+
+
+@pytest.mark.parametrize(
+    "waveform, message",
+    [
+        (np.zeros((2, 6000)), r"numpy array shaped \(2, 6000\), read as \(T, C\).*pass waveform.T"),
+        (torch.zeros(6000, 2), r"tensor shaped \(6000, 2\), read as \(C, T\).*pass waveform.T"),
+        (torch.zeros(1, 1, 6000), r"shaped \(T,\) or \(C, T\), got a tensor shaped \(1, 1, 6000\)"),
+        (np.zeros(0, np.float32), r"non-empty .* got a numpy array shaped \(0,\)"),
+    ],
+)
+def test_enhance_names_a_shape_it_cannot_read(generator, tmp_path, waveform, message):
+    save_bundle(generator, tmp_path / "bundle")
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_generator(tmp_path / "bundle").enhance(waveform, 8000)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_is_one_line(generator, tmp_path):
+    save_bundle(generator, tmp_path / "bundle")
+    with pytest.raises(ConfigError, match=r"device 'cuda': .* without CUDA; use cpu"):
+        load_generator(tmp_path / "bundle", device="cuda")
+    with pytest.raises(ConfigError, match="'gpu' is not a device name"):
+        load_generator(tmp_path / "bundle", device="gpu")
+
+
+def test_package_lists_its_public_api():
     assert gan_enhance.load_generator is load_generator
+    assert {"load_generator", "save_bundle", "Enhancer", "export_checkpoint", "build_generator"} <= set(
+        gan_enhance.__all__
+    )
+    for name in gan_enhance.__all__:
+        assert getattr(gan_enhance, name) is not None and name in dir(gan_enhance)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        gan_enhance.nothing
 
 
 @pytest.fixture

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+
+import pytest
 
 from gan_enhance.cli import available_commands, main
 
@@ -36,3 +39,24 @@ def test_version_through_python_dash_m():
     )
     assert result.returncode == 0
     assert result.stdout.startswith("gan-enhance ")
+
+
+@pytest.mark.parametrize("command", ["enhance", "export", "preprocess", "degrade", "inspect", "synth"])
+def test_help_explains_every_option_in_plain_text(command, capsys, monkeypatch):
+    parsers = []
+    print_help = argparse.ArgumentParser.print_help
+    monkeypatch.setattr(
+        argparse.ArgumentParser,
+        "print_help",
+        lambda self, file=None: (parsers.append(self), print_help(self)),
+    )
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"usage: gan-enhance {command}")
+    for markup in ("``", ":class:", ":func:", ":meth:", ":mod:"):
+        assert markup not in text
+    (parser,) = parsers
+    undocumented = [action.option_strings or action.dest for action in parser._actions if not action.help]
+    assert undocumented == []

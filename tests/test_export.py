@@ -8,12 +8,13 @@ import warnings
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 from test_bundle import tiny_generator
 
 from gan_enhance.bundle import CONFIG_FILE, load_generator
 from gan_enhance.cli import main as cli
-from gan_enhance.errors import CheckpointError
+from gan_enhance.errors import CheckpointError, ConfigError
 from gan_enhance.export import AlignedInput, check_lengths, export_checkpoint, export_generator
 from gan_enhance.models.generators import GENERATORS
 from gan_enhance.nn.frames import FramedSTFT
@@ -163,3 +164,77 @@ def test_cli_export_writes_all_formats(tmp_path, capsys):
     assert "generator_ema" in out and "step 1200" in out
     assert cli(["export", str(tmp_path / "run"), str(tmp_path / "other"), "--tag", "missing"]) == 1
     assert "no checkpoint for tag 'missing'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("with_ema", [True, False])
+def test_a_run_folder_loads_like_its_export_with_the_ema_weights(tmp_path, with_ema):
+    _, checkpoint = write_run(tmp_path / "run", with_ema=with_ema)
+    export_checkpoint(tmp_path / "run", tmp_path / "model")
+    exported, direct = load_generator(tmp_path / "model"), load_generator(tmp_path / "run")
+    weights = "generator_ema" if with_ema else "generator"
+    assert direct.provenance["weights"] == weights and direct.provenance["step"] == 1200
+    x = 0.5 * torch.randn(2, 1, 4001)
+    with torch.no_grad():
+        torch.testing.assert_close(direct(x), exported(x), atol=1e-6, rtol=0)
+        torch.testing.assert_close(direct(x), _reference(checkpoint, weights)(x), atol=1e-5, rtol=0)
+    enhanced, rate = direct.enhance(x[0, 0], 8000)
+    assert rate == 16000 and enhanced.shape == (8002,)
+
+
+def test_an_ema_that_never_updated_is_not_used(tmp_path):
+    path, checkpoint = write_run(tmp_path / "run")
+    torch.save({**checkpoint, "ema_updates": 0}, path)
+    assert load_generator(tmp_path / "run").provenance["weights"] == "generator"
+
+
+def test_run_tags_checkpoint_files_and_wrong_paths(tmp_path):
+    path, _ = write_run(tmp_path / "run", tag="latest")
+    assert load_generator(path).provenance["checkpoint"] == str(path)  # the file
+    assert load_generator(path.parent).provenance["checkpoint"] == str(path)  # its folder
+    assert load_generator(tmp_path / "run", tag="latest").provenance["checkpoint"] == str(path)
+    with pytest.raises(CheckpointError, match="no checkpoint for tag 'best'.*tags: latest"):
+        load_generator(tmp_path / "run")
+    (tmp_path / "other").mkdir()
+    with pytest.raises(CheckpointError, match="neither an exported model .* nor a training run"):
+        load_generator(tmp_path / "other")
+    with pytest.raises(CheckpointError, match="does not exist; pass a folder made by gan-enhance export"):
+        load_generator(tmp_path / "nowhere")
+    export_checkpoint(path, tmp_path / "model")
+    with pytest.raises(ConfigError, match="is an exported model; a tag"):
+        load_generator(tmp_path / "model", tag="latest")
+
+
+def test_cli_enhances_straight_from_a_run(tmp_path, capsys):
+    write_run(tmp_path / "run")
+    rng = np.random.default_rng(0)
+    soundfile.write(tmp_path / "in.wav", (0.1 * rng.standard_normal(4000)).astype(np.float32), 8000)
+    args = [str(tmp_path / "in.wav"), "-o", str(tmp_path / "out"), "--no-progress"]
+    assert cli(["enhance", str(tmp_path / "run"), *args]) == 0
+    assert "step 1200, generator_ema weights" in capsys.readouterr().err
+    export_checkpoint(tmp_path / "run", tmp_path / "model")
+    assert cli(["enhance", str(tmp_path / "model"), *args[:2], str(tmp_path / "out2"), "--no-progress"]) == 0
+    direct, _ = soundfile.read(tmp_path / "out" / "in.wav")
+    exported, _ = soundfile.read(tmp_path / "out2" / "in.wav")
+    np.testing.assert_allclose(direct, exported, atol=1e-6)
+    assert cli(["enhance", str(tmp_path / "run"), *args, "--tag", "latest"]) == 1
+    assert "no checkpoint for tag 'latest'" in capsys.readouterr().err
+    assert cli(["enhance", str(tmp_path / "model"), *args, "--tag", "latest"]) == 1
+    assert "is an exported model" in capsys.readouterr().err
+
+
+def test_exports_get_the_permissions_of_any_new_file(tmp_path):
+    write_run(tmp_path / "run")
+    previous = os.umask(0o022)
+    try:
+        export_checkpoint(tmp_path / "run", tmp_path / "model")
+        os.umask(0o027)
+        export_checkpoint(tmp_path / "run", tmp_path / "private")
+    finally:
+        os.umask(previous)
+    modes = {
+        name: os.stat(tmp_path / "model" / name).st_mode & 0o777 for name in os.listdir(tmp_path / "model")
+    }
+    assert modes == {"config.json": 0o644, "model.safetensors": 0o644}
+    assert os.stat(tmp_path / "model").st_mode & 0o777 == 0o755
+    assert os.stat(tmp_path / "private" / "model.safetensors").st_mode & 0o777 == 0o640
+    assert os.stat(tmp_path / "private").st_mode & 0o777 == 0o750

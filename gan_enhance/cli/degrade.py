@@ -11,12 +11,21 @@ from gan_enhance.cli._args import parser
 
 HELP = "write a seeded degraded/clean copy of a clean folder with a task preset (a fixed test set)"
 
+DESCRIPTION = """\
+Write a fixed, seeded degraded copy of a clean folder (a test set). File i (in sorted order of relative
+paths) is degraded exactly as item i of a training dataset with the same task and seed. The output holds
+degraded/ at the task's input rate and clean/ at its output rate, with the input's relative paths, ready
+for gan-enhance enhance and gan-enhance evaluate.
+"""
+
 
 def main(argv: list[str]) -> int:
-    arguments = parser("degrade", __doc__)
+    from gan_enhance.data.presets import TASK_NAMES
+
+    arguments = parser("degrade", DESCRIPTION)
     arguments.add_argument("clean", help="folder of clean audio (searched recursively)")
     arguments.add_argument("output", help="folder to write degraded/ and clean/ into")
-    arguments.add_argument("--task", required=True, help="task preset: denoise, dereverb, ...")
+    arguments.add_argument("--task", required=True, choices=TASK_NAMES, help="degradation preset")
     arguments.add_argument("--seed", type=int, default=0, help="the same seed gives the same degradations")
     arguments.add_argument("--noise", nargs="*", default=[], help="noise folders (synthetic noise when none)")
     arguments.add_argument(
@@ -39,7 +48,7 @@ def main(argv: list[str]) -> int:
 
     from gan_enhance.audio import read_audio, resample, write_audio
     from gan_enhance.data.files import find_audio_files, relative_key
-    from gan_enhance.data.tasks import PRESETS
+    from gan_enhance.data.presets import PRESETS
     from gan_enhance.errors import DataError
     from gan_enhance.evaluate.tasks import task_degrader
 

@@ -1,4 +1,8 @@
-"""``gan-enhance enhance MODEL_DIR INPUT... --output DIR``: enhance files and folders with an exported model."""
+"""``gan-enhance enhance MODEL INPUT... --output DIR``: enhance files and folders with a model.
+
+MODEL is an exported model folder, or a training run (``runs/<name>``, with ``--tag``), a checkpoint folder
+or a ``checkpoint.pt``, exported in memory (EMA weights when the checkpoint holds updated ones).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,28 @@ import sys
 from gan_enhance.cli._args import parser
 from gan_enhance.errors import AudioFileError, ConfigError, GanEnhanceError
 
-HELP = "enhance audio files or folders with an exported model (chunked, streaming, any rate)"
+HELP = "enhance audio files or folders with an exported model or a training run (chunked, any rate)"
+
+DESCRIPTION = """\
+Enhance audio files, or every audio file in folders, with an exported model (gan-enhance export) or
+straight from a training run: runs/<name> with --tag, a checkpoint folder or a checkpoint.pt, exported in
+memory with the EMA weights when the checkpoint holds updated ones. Long files are enhanced in seamless
+chunks and streamed, at any sample rate and channel count.
+"""
 
 
 def _arguments():
-    p = parser("enhance", HELP)
-    p.add_argument("model_dir", help="a folder written by gan-enhance export")
-    p.add_argument("inputs", nargs="+", help="audio files, or folders searched recursively")
+    p = parser("enhance", DESCRIPTION)
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="exported model folder, or a training run (runs/<name>), checkpoint folder or checkpoint.pt",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, or folders searched recursively")
     p.add_argument(
         "--output", "-o", required=True, help="folder for the enhanced files (tree mirrors inputs)"
     )
+    p.add_argument("--tag", default="best", help="checkpoint of a training run MODEL: best, latest, <N>k")
     p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk core length at the model's rate")
     p.add_argument(
         "--batch-size", type=int, default=0, help="chunks x channels per forward pass; 0: 1 on CPU, 8 on GPU"
@@ -89,7 +105,17 @@ def main(argv: list[str]) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    generator = load_generator(args.model_dir, device=args.device)
+    exported = os.path.isfile(os.path.join(args.model, "config.json"))
+    # An exported model has no tags: refuse a --tag that would be ignored (the default is harmless).
+    tag = None if exported and args.tag == "best" else args.tag
+    generator = load_generator(args.model, device=args.device, tag=tag)
+    if not exported:
+        source = generator.provenance
+        print(
+            f"gan-enhance enhance: {source['checkpoint']}, step {source['step']}, {source['weights']} weights",
+            file=sys.stderr,
+            flush=True,
+        )
     enhancer = Enhancer(
         generator,
         chunk_seconds=args.chunk_seconds,

@@ -13,7 +13,7 @@ HELP = "write degraded/clean training pairs into shards (fast loading)"
 
 
 def build_parser():
-    from gan_enhance.data.tasks import TASK_NAMES
+    from gan_enhance.data.presets import TASK_NAMES
 
     p = parser(
         "preprocess", "Degrade clean audio with a task preset and write (degraded, clean) pairs as shards."
@@ -44,8 +44,13 @@ def build_parser():
         help="skip clean files shorter than this (s); 0: the segment length",
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pairs")
-    p.add_argument("--items-per-shard", type=int, default=1000)
-    p.add_argument("--dtype", choices=("int16", "float16", "float32"), default="int16")
+    p.add_argument("--items-per-shard", type=int, default=1000, help="pairs per shard file")
+    p.add_argument(
+        "--dtype",
+        choices=("int16", "float16", "float32"),
+        default="int16",
+        help="sample type stored in the shards (int16: a quarter of float32's size, 16-bit resolution)",
+    )
     p.add_argument("--workers", type=int, default=0, help="worker processes computing pairs")
     return p
 

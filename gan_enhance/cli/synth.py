@@ -8,7 +8,7 @@ HELP = "write synthetic speech-like audio files (for demos and smoke tests; no d
 
 
 def main(argv: list[str]) -> int:
-    arguments = parser("synth", __doc__)
+    arguments = parser("synth", "Write a corpus of synthetic speech-like files (no downloads needed).")
     arguments.add_argument("output", help="folder to write <output>/speaker_<k>/utterance_<n>.flac into")
     arguments.add_argument("--files", type=int, default=16, help="number of files")
     arguments.add_argument("--seconds", type=float, default=4.0, help="duration of each file")

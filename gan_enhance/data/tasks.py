@@ -1,9 +1,10 @@
-"""Task presets: which degradations, with which probabilities, at which input and output rates.
+"""Task presets built into degradation chains.
 
-A preset is a list of ``(degradation class name, settings)`` steps. ``build_task`` builds it, letting a
-configuration override any class's settings by name (``{"AddNoise": {"snr_db": [0, 15]}}``), which is how
-``conf/`` overlays reach them: the trainer binds the degradation classes with argbind and passes the
-values it collected. Unknown classes or settings are a :class:`~gan_enhance.errors.ConfigError`.
+A preset (:mod:`gan_enhance.data.presets`) is a list of ``(degradation class name, settings)`` steps.
+``build_task`` builds it, letting a configuration override any class's settings by name
+(``{"AddNoise": {"snr_db": [0, 15]}}``), which is how ``conf/`` overlays reach them: the trainer binds
+the degradation classes with argbind and passes the values it collected. Unknown classes or settings
+are a :class:`~gan_enhance.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -11,54 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gan_enhance.data import audiotools_adapter, codecs, noise_reverb, spectral  # noqa: F401  (register them)
+from gan_enhance.data.presets import PRESETS, TASK_NAMES
 from gan_enhance.data.transforms import DEGRADATIONS, Compose, build_degradation
 from gan_enhance.errors import ConfigError
-
-PRESETS: dict[str, dict] = {
-    "denoise": {
-        "rates": (16000, 16000),
-        "steps": [
-            ("AddNoise", {"snr_db": [-5.0, 20.0], "prob": 1.0}),
-            ("Gain", {"gain_db": [-10.0, 6.0], "prob": 0.3}),
-        ],
-    },
-    "dereverb": {
-        "rates": (16000, 16000),
-        "steps": [
-            ("Reverb", {"rt60": [0.2, 1.5], "prob": 1.0}),
-            ("AddNoise", {"snr_db": [20.0, 40.0], "prob": 0.3}),
-        ],
-    },
-    # 48 kHz targets from 16 kHz inputs: the dataset resamples the degraded signal to 16 kHz; a further
-    # random band limit below 8 kHz teaches the model inputs that were narrower than their rate.
-    "bandwidth_extension": {
-        "rates": (16000, 48000),
-        "steps": [
-            ("BandLimit", {"cutoff_hz": [3000.0, 7800.0], "prob": 0.5}),
-            ("Codec", {"prob": 0.1}),
-        ],
-    },
-    # Everything, in the order a recording meets it: the room, the noise in it, the microphone, processing,
-    # the converter's clipping, and transmission (band limit, codec); a level change last.
-    "restoration": {
-        "rates": (16000, 16000),
-        "steps": [
-            ("Reverb", {"prob": 0.4}),
-            ("AddNoise", {"snr_db": [-5.0, 25.0], "prob": 0.6}),
-            ("Equalizer", {"prob": 0.4}),
-            ("PitchShift", {"prob": 0.1}),
-            ("Clipping", {"prob": 0.2}),
-            ("BandLimit", {"cutoff_hz": [2000.0, 7500.0], "prob": 0.4}),
-            ("Codec", {"prob": 0.3}),
-            ("Gain", {"prob": 0.3}),
-        ],
-    },
-    "pitch_shift": {
-        "rates": (16000, 16000),
-        "steps": [("PitchShift", {"semitones": [-6.0, 6.0], "prob": 1.0})],
-    },
-}
-TASK_NAMES = tuple(PRESETS)
 
 
 @dataclass

@@ -1,0 +1,55 @@
+"""Task presets: which degradations, with which probabilities, at which input and output rates.
+
+Plain data, importable without numpy or the degradation code, so ``gan-enhance preprocess --help`` can
+list the tasks at once; :func:`gan_enhance.data.tasks.build_task` turns a preset into a chain.
+"""
+
+from __future__ import annotations
+
+PRESETS: dict[str, dict] = {
+    "denoise": {
+        "rates": (16000, 16000),
+        "steps": [
+            ("AddNoise", {"snr_db": [-5.0, 20.0], "prob": 1.0}),
+            ("Gain", {"gain_db": [-10.0, 6.0], "prob": 0.3}),
+        ],
+    },
+    "dereverb": {
+        "rates": (16000, 16000),
+        "steps": [
+            ("Reverb", {"rt60": [0.2, 1.5], "prob": 1.0}),
+            ("AddNoise", {"snr_db": [20.0, 40.0], "prob": 0.3}),
+        ],
+    },
+    # 48 kHz targets from 16 kHz inputs: the dataset resamples the degraded signal to 16 kHz; a further
+    # random band limit below 8 kHz teaches the model inputs that were narrower than their rate.
+    "bandwidth_extension": {
+        "rates": (16000, 48000),
+        "steps": [
+            ("BandLimit", {"cutoff_hz": [3000.0, 7800.0], "prob": 0.5}),
+            ("Codec", {"prob": 0.1}),
+        ],
+    },
+    # Everything, in the order a recording meets it: the room, the noise in it, the microphone, processing,
+    # the converter's clipping, and transmission (band limit, codec); a level change last.
+    "restoration": {
+        "rates": (16000, 16000),
+        "steps": [
+            ("Reverb", {"prob": 0.4}),
+            ("AddNoise", {"snr_db": [-5.0, 25.0], "prob": 0.6}),
+            ("Equalizer", {"prob": 0.4}),
+            ("PitchShift", {"prob": 0.1}),
+            ("Clipping", {"prob": 0.2}),
+            ("BandLimit", {"cutoff_hz": [2000.0, 7500.0], "prob": 0.4}),
+            ("Codec", {"prob": 0.3}),
+            ("Gain", {"prob": 0.3}),
+        ],
+    },
+    "pitch_shift": {
+        "rates": (16000, 16000),
+        "steps": [("PitchShift", {"semitones": [-6.0, 6.0], "prob": 1.0})],
+    },
+}
+TASK_NAMES = tuple(PRESETS)
+
+__all__ = ["PRESETS", "TASK_NAMES"]
