@@ -6,7 +6,15 @@
 
 Each config is timed as a regression step (before ``Trainer.adversarial_start``) and as an adversarial
 step, with the generator's optimizer as configured and with the other one (AdamW / Muon), so the table
-shows what the adversary and the optimizer each add.
+shows what the adversary and the optimizer each add. Next to each stage config runs a DAC-equivalent step
+built from our own components at the same rates, batch and segment: our ``dac`` backbone, DAC's MPD
+(periods 2, 3, 5, 7, 11) + multi-band STFT discriminator (windows 2048, 1024, 512, five bands), the 7-scale
+mel loss and DAC's AdamW; no MS-STFT family, no WavLM, no L1.
+
+A second table splits the adversarial step into components, each timed alone on the same batch: the
+generator forward+backward, every discriminator family (its update: real + fake forward and backward into
+its weights; its share of the generator step: forward of the real half, forward and backward of the
+generated half into the generator) and every reconstruction loss (forward + backward into the output).
 
 The models are the configs' own (default HiFi++, MPD + MS-STFT + multi-band discriminators, mel + L1 +
 WavLM losses); only the batch and segment are small. WavLM is a random model with WavLM-Large's conv
@@ -23,6 +31,7 @@ per wall second.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -40,8 +49,9 @@ patch()
 from gan_enhance.train.builders import build_state, read_experiment  # noqa: E402
 from gan_enhance.train.config import load_config, merge_config  # noqa: E402
 from gan_enhance.train.data import build_loaders  # noqa: E402
-from gan_enhance.train.distributed import DistInfo  # noqa: E402
+from gan_enhance.train.distributed import DistInfo, unwrap  # noqa: E402
 from gan_enhance.train.loop import BatchStream  # noqa: E402
+from gan_enhance.train.precision import frozen  # noqa: E402
 from gan_enhance.train.state import PhaseTimer  # noqa: E402
 from gan_enhance.train.step import train_step  # noqa: E402
 
@@ -51,6 +61,15 @@ CONFIGS = {
     "demo": ("recipes/demo/conf/stage1.yml", 16000),
     "stage1_16k": ("conf/stage1_16k.yml", 16000),
     "stage2_48k": ("conf/stage2_48k.yml", 48000),
+}
+# DAC's training step at a config's rates (our components, DAC's published choices).
+DAC_EQUIVALENT = {
+    "generator": "dac",
+    "discriminators": ["mpd", "mbd"],
+    "MultiPeriodDiscriminator.periods": [2, 3, 5, 7, 11],
+    "MultiBandDiscriminator.window_lengths": [2048, 1024, 512],
+    "lambdas": {"l1/loss": 0.0, "wavlm/loss": 0.0, "stft/loss": 0.0, "sisdr/loss": 0.0},
+    "generator/Optimizer.kind": "adamw",
 }
 
 
@@ -76,8 +95,13 @@ def segment_samples(seconds: float, rate: int) -> int:
     return max(grain, round(seconds * rate / grain) * grain)
 
 
-def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str, float]:
+def experiment_for(name: str, args, variant: dict, corpus: str, wavlm: str):
+    """The config ``name`` with the benchmark's batch, segment, data and ``variant`` settings."""
     path, rate = CONFIGS[name]
+    config = load_config(os.path.join(ROOT, path))
+    if variant.get("dac"):
+        config = merge_config(config, load_config(os.path.join(ROOT, "conf/generator/dac.yml")))
+        config = merge_config(config, DAC_EQUIVALENT)
     overrides = {
         "WavLMFeatureLoss.model": wavlm,
         "FineTune.checkpoint": "",
@@ -95,7 +119,11 @@ def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str
         "Data.epoch_items": 1000,
         "Data.pin_memory": args.device == "cuda",
     }
-    experiment = read_experiment(merge_config(load_config(os.path.join(ROOT, path)), overrides))
+    return read_experiment(merge_config(config, overrides))
+
+
+def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str, float]:
+    experiment = experiment_for(name, args, variant, corpus, wavlm)
     device = torch.device(args.device)
     state = build_state(experiment, DistInfo(device=device))
     state.phase_timer = PhaseTimer(device)
@@ -123,6 +151,73 @@ def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str
     return means
 
 
+def timed(function, device: torch.device, repeats: int) -> float:
+    """Fastest of ``repeats`` calls of ``function()``, in milliseconds (after one unmeasured call)."""
+    function()
+    best = math.inf
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        function()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best
+
+
+def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, float]]:
+    """Milliseconds of each part of an adversarial step of config ``name``, each timed alone."""
+    variant = {
+        "precision": "fp32",
+        "compile": False,
+        "optimizer": configured_optimizer(name),
+        "adversarial": True,
+    }
+    experiment = experiment_for(name, args, variant, corpus, wavlm)
+    device = torch.device(args.device)
+    state = build_state(experiment, DistInfo(device=device))
+    train, _ = build_loaders(experiment.data, args.batch_size, 0, DistInfo(device=device))
+    batch = next(iter(train))
+    x, y = batch["x"].to(device), batch["y"].to(device)
+    generator = state.generator
+
+    def generator_pass():
+        generator.zero_grad(set_to_none=True)
+        generator(x).square().mean().backward()
+
+    rows = [("generator forward + backward", timed(generator_pass, device, args.steps))]
+    with torch.no_grad():
+        y_hat = generator(x)
+    families = unwrap(state.discriminator).families
+    for family in families:
+        label = type(family).__name__
+
+        def update(family=family):
+            family.zero_grad(set_to_none=True)
+            outputs = family(torch.cat([y, y_hat]))
+            torch.stack([output.logits.square().mean() for output in outputs]).sum().backward()
+
+        def generator_share(family=family):
+            fake = y_hat.clone().requires_grad_()
+            with frozen(family):
+                with torch.no_grad():
+                    family(y)
+                outputs = family(fake)
+                torch.stack([output.logits.square().mean() for output in outputs]).sum().backward()
+
+        rows.append((f"{label}: discriminator update", timed(update, device, args.steps)))
+        rows.append((f"{label}: generator step", timed(generator_share, device, args.steps)))
+    for key, loss_fn in state.losses.reconstruction.items():
+
+        def loss_pass(loss_fn=loss_fn):
+            fake = y_hat.clone().requires_grad_()
+            loss_fn(fake, y).backward()
+
+        rows.append((f"loss {key} forward + backward", timed(loss_pass, device, args.steps)))
+    return rows
+
+
 def configured_optimizer(name: str) -> str:
     """The generator optimizer a config chooses (``generator/Optimizer.kind``, else ``Optimizer.kind``)."""
     config = load_config(os.path.join(ROOT, CONFIGS[name][0]))
@@ -142,6 +237,8 @@ def main() -> None:
     parser.add_argument("--segment-seconds", type=float, default=0.5, help="training segment length")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--both-optimizers", action="store_true", help="also time the other optimizer")
+    parser.add_argument("--no-dac", action="store_true", help="leave out the DAC-equivalent rows")
+    parser.add_argument("--no-components", action="store_true", help="leave out the component table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     numerics = [{"precision": "fp32", "compile": False}]
@@ -173,6 +270,18 @@ def main() -> None:
                     for numeric in numerics:
                         variant = {**numeric, "optimizer": optimizer, "adversarial": adversarial}
                         print_row(name, variant, measure(name, args, variant, corpus, wavlm))
+            if not args.no_dac and name != "demo":
+                for numeric in numerics:
+                    variant = {**numeric, "optimizer": "adamw", "adversarial": True, "dac": True}
+                    print_row(f"{name} DAC-equivalent", variant, measure(name, args, variant, corpus, wavlm))
+        if not args.no_components:
+            for name in args.configs:
+                print(
+                    f"\n{name}: parts of an adversarial step, each timed alone (ms, best of {args.steps})\n"
+                )
+                print("| part | ms |\n|---|---|")
+                for label, milliseconds in components(name, args, corpus, wavlm):
+                    print(f"| {label} | {milliseconds:.1f} |", flush=True)
 
 
 def print_row(name: str, variant: dict, means: dict[str, float]) -> None:
