@@ -69,12 +69,21 @@ BASELINES = {
     "gating-stationary": "spectral-gating:stationary",
 }
 GATING = ("spectral-gating", "gating-stationary")
-# Arm name -> (generator optimizer, adversarial training). Regression arms run first (GAN warm-up needs them).
+# Arm name -> (generator optimizer, adversarial training, extra train arguments). Regression arms run first
+# (GAN warm-up needs them).
 ARMS = {
-    "reg-adamw": ("adamw", False),
-    "gan-adamw": ("adamw", True),
-    "reg-muon": ("muon", False),
-    "gan-muon": ("muon", True),
+    "reg-adamw": ("adamw", False, ()),
+    "gan-adamw": ("adamw", True, ()),
+    "reg-muon": ("muon", False, ()),
+    "gan-muon": ("muon", True, ()),
+    # mel + waveform L1 with L1 really in play: at learning.yml's weights (mel 15, L1 10) L1 drives about
+    # 1e-4 of the gradient at the output (logged grad/l1/loss), so the plain arms are mel-only in effect.
+    # The balancer gives mel 3/4 and L1 1/4 of it, whatever their scales.
+    "reg-adamw-l1": (
+        "adamw",
+        False,
+        ("--Trainer.balancer", "true", "--lambdas.mel/loss", "0.75", "--lambdas.l1/loss", "0.25"),
+    ),
 }
 # The two questions, each asked on the test set by pairs (baseline arm, system arm): the baseline side's
 # name, the system side's name, and the pairs.
@@ -85,6 +94,7 @@ FACTORS = {
         [("reg-adamw", "gan-adamw"), ("reg-muon", "gan-muon")],
     ),
     "optimizer": ("AdamW", "Muon", [("reg-adamw", "reg-muon"), ("gan-adamw", "gan-muon")]),
+    "regression loss": ("mel (L1 share ~1e-4)", "mel + L1 (3:1 shares)", [("reg-adamw", "reg-adamw-l1")]),
 }
 TOTAL_BUDGET_MINUTES = 45.0
 QUICK = {"minutes": 1.0, "test_items": 6, "val_items": 8, "valid_every": 10}
@@ -210,14 +220,20 @@ def write_test_set(
 # -- 2. training ----------------------------------------------------------------------------------------------------
 def arm_args(name: str, config: Path, steps_done: dict[str, int], warmup: float) -> list[str]:
     """The ``gan-enhance train`` arguments of an arm (GAN warm-up from its regression twin's steps)."""
-    optimizer, adversarial = ARMS[name]
-    args = ["train", "--args.load", str(config), "--name", name, "--Optimizer.kind", optimizer]
+    optimizer, adversarial, extra = ARMS[name]
+    args = ["train", "--args.load", str(config), "--name", name, "--Optimizer.kind", optimizer, *extra]
     if adversarial:
-        twin = steps_done.get(next(n for n, arm in ARMS.items() if arm == (optimizer, False)), 0)
+        twin = steps_done.get(next(n for n, arm in ARMS.items() if arm == (optimizer, False, ())), 0)
         args += ["--Trainer.adversarial_start", str(int(warmup * twin))]
     else:
         args += ["--discriminators", "[]"]
     return args
+
+
+def finished(run_dir: Path, minutes: float) -> bool:
+    """Whether ``run_dir`` holds an arm an earlier call trained for ``minutes``."""
+    record = run_dir / "arm.json"
+    return record.is_file() and json.loads(record.read_text()).get("minutes") == minutes
 
 
 def train_arm(name: str, args: list[str], minutes: float, run_dir: Path, env: dict[str, str]) -> dict:
@@ -380,6 +396,9 @@ def conf_defaults() -> dict[str, str]:
     return {
         "adversarial training": "regression + GAN" if base.get("discriminators") else "regression-only",
         "optimizer": "Muon" if base.get("Optimizer.kind") == "muon" else "AdamW",
+        "regression loss": "mel + L1 (3:1 shares)"
+        if base.get("Trainer.balancer")
+        else "mel (L1 share ~1e-4)",
     }
 
 
@@ -387,16 +406,17 @@ def verdicts(arms: dict, results: dict) -> list[str]:
     """One line per claim: beats the input, beats gating, the two questions, falling validation curves."""
     chosen = min(arms, key=lambda name: min(arms[name]["curves"].get("mel/loss", [math.inf])))
     lines = [f"model = {chosen} (lowest validation mel/loss: picked without looking at the test set)"]
-    for label, names in (
-        ("the degraded input", ["identity"]),
-        ("spectral gating (both kinds)", list(GATING)),
-    ):
-        rows = {name: [results[(name, chosen, metric)] for metric in METRICS] for name in names}
-        verdict = "YES" if all(beats(each) for each in rows.values()) else "NO"
-        details = "; ".join(f"{chosen} - {name}: {differences(each)}" for name, each in rows.items())
-        lines.append(
-            f"{chosen} beats {label} on SI-SDR, PESQ and STOI (t-test p < 0.05): {verdict}. {details}"
-        )
+    for arm in [chosen, *(name for name in arms if name != chosen)]:
+        for label, names in (
+            ("the degraded input", ["identity"]),
+            ("spectral gating (both kinds)", list(GATING)),
+        ):
+            rows = {name: [results[(name, arm, metric)] for metric in METRICS] for name in names}
+            verdict = "YES" if all(beats(each) for each in rows.values()) else "NO"
+            details = "; ".join(f"{arm} - {name}: {differences(each)}" for name, each in rows.items())
+            lines.append(
+                f"{arm} beats {label} on SI-SDR, PESQ and STOI (t-test p < 0.05): {verdict}. {details}"
+            )
     defaults = conf_defaults()
     for question, (first, second, pairs) in FACTORS.items():
         pairs = [(base, system) for base, system in pairs if base in arms and system in arms]
@@ -466,9 +486,11 @@ def main() -> int:
         )
         return 0
     minutes = args.minutes_per_arm or (QUICK["minutes"] if args.quick else 10.0)
-    if minutes * len(args.arms) > TOTAL_BUDGET_MINUTES:
+    # Arms finished by an earlier call with the same settings are reused, not trained again.
+    to_train = [name for name in args.arms if not finished(Path(args.out).resolve() / "runs" / name, minutes)]
+    if minutes * len(to_train) > TOTAL_BUDGET_MINUTES:
         parser.error(
-            f"{len(args.arms)} arms x {minutes:g} min exceeds the {TOTAL_BUDGET_MINUTES:g}-minute budget"
+            f"{len(to_train)} arms to train x {minutes:g} min exceeds the {TOTAL_BUDGET_MINUTES:g}-minute budget"
         )
     valid_every = args.valid_every or (QUICK["valid_every"] if args.quick else 50)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}

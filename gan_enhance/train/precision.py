@@ -57,12 +57,16 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
 
-def configure_backends(tf32: bool, cudnn_benchmark: bool, deterministic: bool) -> None:
+def configure_backends(tf32: bool, cudnn_benchmark: bool, deterministic: bool, threads: int = 0) -> None:
     """Set the process-wide numerics flags once, before models are built.
 
     TF32 matmuls and cudnn autotuning are fast but not bitwise reproducible, so deterministic mode
-    turns both off whatever the other flags say.
+    turns both off whatever the other flags say. ``threads`` > 0 sets torch's CPU thread count.
     """
+    if threads < 0:
+        raise ConfigError(f"Trainer.threads must be >= 0 (0 keeps torch's default), got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
     if deterministic:
         # cuBLAS needs a fixed workspace for deterministic reductions; it must be set before first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -57,6 +57,9 @@ class TrainerSettings:
         Seed of model initialisation and of the data order.
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    threads : int
+        CPU threads of each training process's torch ops (``torch.set_num_threads``; like
+        ``enhance --threads``); 0 keeps torch's default (all cores). Data workers always run one thread.
     find_unused_parameters : bool
         DDP option for models with parameters a forward pass may leave unused (slower; off by default).
     log_every : int
@@ -125,6 +128,7 @@ class TrainerSettings:
     deterministic: bool = False
     seed: int = 0
     device: str = "auto"
+    threads: int = 0
     find_unused_parameters: bool = False
     log_every: int = 50
     valid_every: int = 5000
