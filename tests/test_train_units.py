@@ -143,3 +143,18 @@ def test_best_tracker_follows_the_direction_and_counts_patience():
     assert not higher.should_stop
     with pytest.raises(ConfigError, match="metric/stoi"):
         BestTracker("metric/stoi", "max", 0).update({"mel/loss": 1.0}, 0)
+
+
+def test_trainer_threads_set_torch_cpu_threads_and_zero_keeps_the_default():
+    from gan_enhance.train.precision import configure_backends
+
+    before = torch.get_num_threads()
+    try:
+        configure_backends(tf32=False, cudnn_benchmark=False, deterministic=False, threads=1)
+        assert torch.get_num_threads() == 1
+        configure_backends(tf32=False, cudnn_benchmark=False, deterministic=False, threads=0)
+        assert torch.get_num_threads() == 1  # 0 leaves the count alone
+        with pytest.raises(ConfigError, match="Trainer.threads"):
+            configure_backends(tf32=False, cudnn_benchmark=False, deterministic=False, threads=-1)
+    finally:
+        torch.set_num_threads(before)

@@ -54,7 +54,7 @@ def run_training(
         raise ConfigError(
             f"{run_dir} already holds a run (checkpoints/latest); add --resume to continue it or set another name"
         )
-    configure_backends(trainer.tf32, trainer.cudnn_benchmark, trainer.deterministic)
+    configure_backends(trainer.tf32, trainer.cudnn_benchmark, trainer.deterministic, trainer.threads)
     dist = init_distributed(trainer.device)
     writers = log_file = None
     try:
