@@ -103,7 +103,8 @@ def test_redirected_output_gets_one_line_per_logging_step_with_losses_and_speed(
     progress = Progress(10, 0, enabled=True)
     assert progress.bar is None
     progress.show(5, LOSSES)
-    assert caplog.messages == ["step 5/10 adv/gen=0.25 mel/loss=1.5 total/loss=3 | 2 steps/s"]
+    assert caplog.messages == ["step 5 of 10: adv/gen=0.25 mel/loss=1.5 total/loss=3 | 2 steps/s"]
+    assert re.search(r" step (\d+) ", f" {caplog.messages[0]}")  # what scripts watching the log look for
 
 
 def test_quiet_and_other_ranks_get_no_bar_even_on_a_terminal(monkeypatch, caplog):
@@ -137,9 +138,9 @@ def test_a_terminal_gets_a_bar_and_the_log_file_still_gets_every_line(monkeypatc
         root.removeHandler(log_file)
         log_file.close()
     written = (tmp_path / "train.log").read_text()
-    assert "step 5/10 adv/gen=0.25" in written and "step 5 validation" in written
+    assert "step 5 of 10: adv/gen=0.25" in written and "step 5 validation" in written
     shown = terminal.getvalue()
-    assert "step 5 validation" in shown and "step 5/10 adv/gen" not in shown
+    assert "step 5 validation" in shown and "step 5 of 10" not in shown
     assert "5/10" in shown and "mel=1.5" in shown  # the bar with its postfix
 
 
@@ -205,17 +206,17 @@ def test_train_log_holds_the_run_records_and_resume_appends(logged_run):
     assert all(TIMESTAMP.match(line) for line in lines), lines
     expected = [
         "run folder",
-        "step 1/2 ",
-        "step 2/2 ",
+        "step 1 of 2: ",
+        "step 2 of 2: ",
         "step 2 validation: ",
         "training ended at step 2 (finished)",
         "resumed ",
-        "step 3/3 ",
+        "step 3 of 3: ",
         "training ended at step 3 (finished)",
     ]
     positions = [next(i for i, line in enumerate(lines) if part in line) for part in expected]
     assert positions == sorted(positions)
-    assert re.search(r"step 1/2 .*mel/loss=[\d.]+ .*\| [\d.]+ steps/s$", lines[positions[1]])
+    assert re.search(r" step 1 of 2: .*mel/loss=[\d.]+ .*\| [\d.]+ steps/s$", lines[positions[1]])
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ PROGRESS_LINE = "progress_line"  # LogRecord attribute marking the per-step line
 class Progress:
     """A tqdm bar (step, losses, it/s) when stderr is a terminal, else a log line per logging step.
 
-    The line reads ``step 200/1000 adv/gen=... mel/loss=... total/loss=... | 3.1 steps/s``. It is logged in
+    The line reads ``step 200 of 1000: adv/gen=... mel/loss=... | 3.1 steps/s``. It is logged in
     both modes, so ``train.log`` always has it; while the bar shows, :meth:`console` keeps it off the
     console and prints other log records above the bar.
 
@@ -85,15 +85,15 @@ class Progress:
 
 
 def progress_line(step: int, total: int, losses: dict[str, float], steps_per_second: float) -> str:
-    """``step 200/1000 mel/loss=1.234 total/loss=5.678 | 3.1 steps/s``: the losses only (``*/loss`` and
-    ``adv/*``), not gradient norms or counters."""
+    """``step 200 of 1000: mel/loss=1.234 total/loss=5.678 | 3.1 steps/s``: the losses only (``*/loss``
+    and ``adv/*``), not gradient norms or counters. "step <N> " is what scripts watching the log match."""
     shown = {
         key: value
         for key, value in losses.items()
         if key.count("/") == 1 and (key.endswith("/loss") or key.startswith("adv/"))
     }
     values = " ".join(f"{key}={value:.4g}" for key, value in sorted(shown.items()))
-    return f"step {step}/{total} {values} | {steps_per_second:.3g} steps/s"
+    return f"step {step} of {total}: {values} | {steps_per_second:.3g} steps/s"
 
 
 def _not_progress_line(record: logging.LogRecord) -> bool:
