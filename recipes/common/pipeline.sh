@@ -11,7 +11,9 @@
 #   7  evaluate and compare    metrics vs the clean files, against baselines, with paired statistics
 #
 # Rerunning skips finished stages (sentinels in $exp_dir/.done); an interrupted training stage resumes
-# from its latest checkpoint. $exp_dir/commands.sh records every command that ran.
+# from its latest checkpoint. $exp_dir/commands.sh records every command that ran; $exp_dir/resume.sh
+# continues an interrupted or failed run from its stage. Each training stage first runs
+# `gan-enhance train --check`, which proves the data, WavLM and (stage 2) stage 1's model loadable.
 
 # <defaults>
 stage=${stage:-1}                                   # first stage to run
@@ -29,7 +31,9 @@ use_shards=${use_shards:-false}                     # true: precompute training 
 shard_items=${shard_items:-20000}                   # pairs per shard set
 export_tag=${export_tag:-best}                      # checkpoint to export: best, latest or <N>k
 enhance_args=${enhance_args:-}                      # extra options for gan-enhance enhance
-baselines=${baselines:-identity spectral-gating}    # systems the model is compared with
+evaluate_args=${evaluate_args:-}                    # extra options for gan-enhance evaluate, e.g. "--metrics si_sdr,stoi"
+baselines=${baselines:-identity spectral-gating}    # systems compared (identity = the input, the reference)
+wavlm=${wavlm:-microsoft/wavlm-large}               # WavLM of the perceptual loss: hub id, folder (save_pretrained) or none (off)
 # </defaults>
 
 PIPELINE_FILE=${BASH_SOURCE[0]}
@@ -43,7 +47,44 @@ final_run() {
     if [ "$stage2_config" = none ]; then echo stage1; else echo stage2; fi
 }
 
-# train_stage NAME CONFIG EXTRA...: one training run in $exp_dir/runs/NAME (resumed if it has a checkpoint).
+# The stage that trains the final run.
+final_train_stage() {
+    if [ "$stage2_config" = none ]; then echo 3; else echo 4; fi
+}
+
+# check_wavlm: before anything runs, a WavLM that cannot load (offline and not cached, a folder without
+# weights) stops the recipe in one line instead of at the first training stage.
+check_wavlm() {
+    [ "$wavlm" = none ] && return 0
+    local message
+    message=$(python -c '
+import sys
+
+from gan_enhance.errors import ConfigError
+from gan_enhance.nn.wavlm import locate_wavlm
+
+hint = "pass a local folder with --wavlm PATH or turn the loss off with --wavlm none"
+try:
+    source = locate_wavlm(sys.argv[1], "--wavlm", hint)
+except ConfigError as error:
+    sys.exit(str(error))
+print(f"--wavlm {sys.argv[1]}: {source.describe()}")
+' "$wavlm" 2>&1) || die "$message"
+    log "$message"
+}
+
+# has_run NAME [TAG]: the run has a checkpoint (TAG, else best or latest).
+has_run() {
+    local dir="$exp_dir/runs/$1/checkpoints" tag=${2:-}
+    if [ -n "$tag" ]; then
+        [ -e "$dir/$tag" ]
+    else
+        [ -e "$dir/best" ] || [ -e "$dir/latest" ]
+    fi
+}
+
+# train_stage NAME CONFIG EXTRA...: check the run (train --check), then train it in $exp_dir/runs/NAME
+# (resumed if it has a checkpoint).
 train_stage() {
     local name=$1 config=$2
     shift 2
@@ -57,62 +98,121 @@ train_stage() {
         log "resuming $run_dir from its latest checkpoint"
         resume=(--resume)
     fi
-    # Word splitting of the *_args strings is intended: they hold --Key value pairs.
+    local model=(--WavLMFeatureLoss.model "$wavlm")
+    [ "$wavlm" = none ] && model=(--lambdas.wavlm/loss 0)
+    # Word splitting of the *_args strings is intended: they hold --Key value pairs (later ones win).
     # shellcheck disable=SC2086
-    "${launcher[@]}" --args.load "$config" --name "$name" --runs_dir "$exp_dir/runs" \
-        $train_data_args $train_args "$@" "${resume[@]}"
+    local args=(--args.load "$config" --name "$name" --runs_dir "$exp_dir/runs" $train_data_args
+        "${model[@]}" $train_args "$@")
+    run_cmd gan-enhance train "${args[@]}" --check
+    run_cmd "${launcher[@]}" "${args[@]}" "${resume[@]}"
 }
 
 precompute_shards() {
-    gan-enhance preprocess --clean $train_clean --task "$task" --output "$exp_dir/shards/stage1" \
+    require_input 2 "$exp_dir/.done/stage1" 1 "the prepared data"
+    # shellcheck disable=SC2086
+    run_cmd gan-enhance preprocess --clean $train_clean --task "$task" --output "$exp_dir/shards/stage1" \
         --items "$shard_items" --in-sample-rate 16000 --out-sample-rate 16000
     if [ "$stage2_config" != none ]; then
-        gan-enhance preprocess --clean $train_clean --task "$task" --output "$exp_dir/shards/stage2" \
+        # shellcheck disable=SC2086
+        run_cmd gan-enhance preprocess --clean $train_clean --task "$task" --output "$exp_dir/shards/stage2" \
             --items "$shard_items" --in-sample-rate "$stage2_in_rate" --out-sample-rate 48000
     fi
 }
 
 train_stage1() {
+    require_input 3 "$exp_dir/.done/stage1" 1 "the prepared data"
     local shards=()
-    [ "$use_shards" = true ] && shards=(--Data.train_shards "$exp_dir/shards/stage1" --Data.train_sources "[]")
+    if [ "$use_shards" = true ]; then
+        require_input 3 "$exp_dir/shards/stage1" 2 "the training pairs"
+        shards=(--Data.train_shards "$exp_dir/shards/stage1" --Data.train_sources "[]")
+    fi
     # shellcheck disable=SC2086
     train_stage stage1 "$stage1_config" "${shards[@]}" $stage1_args
 }
 
 train_stage2() {
+    require_input 4 "$exp_dir/.done/stage1" 1 "the prepared data"
+    has_run stage1 || die "stage 4 needs the stage-1 model ($exp_dir/runs/stage1/checkpoints), which" \
+        "stage 3 makes; run it first (--stage 3)"
     local shards=()
-    [ "$use_shards" = true ] && shards=(--Data.train_shards "$exp_dir/shards/stage2" --Data.train_sources "[]")
+    if [ "$use_shards" = true ]; then
+        require_input 4 "$exp_dir/shards/stage2" 2 "the training pairs"
+        shards=(--Data.train_shards "$exp_dir/shards/stage2" --Data.train_sources "[]")
+    fi
     # shellcheck disable=SC2086
     train_stage stage2 "$stage2_config" --FineTune.checkpoint "$exp_dir/runs/stage1" \
         --in_sample_rate "$stage2_in_rate" "${shards[@]}" $stage2_args
 }
 
 export_model() {
+    local run maker
+    run=$(final_run)
+    maker=$(final_train_stage)
+    has_run "$run" "$export_tag" || die "stage 5 needs the $run model" \
+        "($exp_dir/runs/$run/checkpoints/$export_tag), which stage $maker makes; run it first (--stage $maker)"
     rm -rf "$exp_dir/model"
-    gan-enhance export "$exp_dir/runs/$(final_run)" "$exp_dir/model" --tag "$export_tag"
+    run_cmd gan-enhance export "$exp_dir/runs/$run" "$exp_dir/model" --tag "$export_tag"
 }
 
 enhance_test_set() {
+    require_input 6 "$exp_dir/model/config.json" 5 "the exported model"
+    require_input 6 "$test_degraded" 1 "the degraded test set"
     # shellcheck disable=SC2086
-    gan-enhance enhance "$exp_dir/model" "$test_degraded" --output "$exp_dir/enhanced" $enhance_args
+    run_cmd gan-enhance enhance "$exp_dir/model" "$test_degraded" --output "$exp_dir/enhanced" $enhance_args
+}
+
+# The comparison's reference: identity (the unprocessed input) when listed, else the first baseline.
+reference_system() {
+    local name
+    for name in $baselines; do
+        if [ "$name" = identity ]; then echo identity; return; fi
+    done
+    for name in $baselines; do
+        echo "$name"
+        return
+    done
 }
 
 evaluate_and_compare() {
-    local systems=() name
+    require_input 7 "$exp_dir/enhanced" 6 "the enhanced test set"
+    local systems=() name reference
     for name in $baselines; do systems+=(--system "$name"); done
-    gan-enhance evaluate --clean "$test_clean" --degraded "$test_degraded" \
-        --enhanced "ours=$exp_dir/enhanced" "${systems[@]}" --out "$exp_dir/eval"
-    # ours first: every baseline is compared with it (paired tests, Holm-corrected)
-    local tables=("$exp_dir/eval/ours.csv")
-    for name in $baselines; do tables+=("$exp_dir/eval/$name.csv"); done
-    gan-enhance compare "${tables[@]}" --out "$exp_dir/eval"
+    # shellcheck disable=SC2086
+    run_cmd gan-enhance evaluate --clean "$test_clean" --degraded "$test_degraded" \
+        --enhanced "ours=$exp_dir/enhanced" "${systems[@]}" --out "$exp_dir/eval" $evaluate_args
+    reference=$(reference_system)
+    [ -n "$reference" ] || return 0
+    # The reference first: every other table is compared with it, so each difference reads system - reference.
+    local tables=("$exp_dir/eval/$reference.csv" "$exp_dir/eval/ours.csv")
+    for name in $baselines; do
+        [ "$name" = "$reference" ] || tables+=("$exp_dir/eval/$name.csv")
+    done
+    run_cmd gan-enhance compare "${tables[@]}" --out "$exp_dir/eval"
+}
+
+# What the run left, said once at the end: "finished" only when there is a model.
+report_outputs() {
+    if [ -f "$exp_dir/model/config.json" ]; then
+        local outputs="model in $exp_dir/model"
+        [ -d "$exp_dir/enhanced" ] && outputs+=", enhanced audio in $exp_dir/enhanced"
+        [ -f "$exp_dir/eval/summary.md" ] && outputs+=", scores in $exp_dir/eval"
+        log "finished: $outputs"
+    else
+        log "stages ${stage}-${stop_stage} done; no model yet (stage 5 exports it): continue with --stage $((stop_stage + 1))"
+    fi
 }
 
 run_pipeline() {
-    mkdir -p "$exp_dir"
-    # How to continue this experiment after an interruption: finished stages are skipped, training resumes.
-    printf '#!/usr/bin/env bash\n# Continue this experiment (finished stages are skipped).\ncd %q\nexec bash %q %s\n' \
-        "$PWD" "$RECIPE_FILE" "$(printf '%q ' "${RECIPE_ARGS[@]}")" > "$exp_dir/resume.sh"
+    start_records
+    write_resume "$stage"
+    # Data paths first (a recipe's check_paths), then the WavLM: both before any stage runs.
+    if [ "$stage" -le 1 ] && declare -F check_paths > /dev/null; then
+        check_paths
+    fi
+    if [ "$stage" -le "$(final_train_stage)" ] && [ "$stop_stage" -ge 3 ]; then
+        check_wavlm
+    fi
     run_stage 1 "prepare data" prepare_data
     if [ "$use_shards" = true ]; then
         run_stage 2 "precompute training pairs into shards" precompute_shards
@@ -124,5 +224,5 @@ run_pipeline() {
     run_stage 5 "export the $(final_run) generator ($export_tag)" export_model
     run_stage 6 "enhance the test set" enhance_test_set
     run_stage 7 "evaluate and compare with baselines ($baselines)" evaluate_and_compare
-    log "finished: model in $exp_dir/model, enhanced audio in $exp_dir/enhanced, scores in $exp_dir/eval"
+    report_outputs
 }

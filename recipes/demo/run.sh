@@ -16,6 +16,7 @@ test_files=3                                       # synthetic test files (8 s e
 stage1_config=recipes/demo/conf/stage1.yml         # conf/stage1_16k.yml made small (conf/small.yml)
 stage2_config=recipes/demo/conf/stage2.yml         # conf/stage2_48k.yml made small
 steps=40                                           # training steps per stage (GAN from step 20)
+wavlm=none                                         # WavLM loss off (conf/small.yml weighs it 0 too); see README
 # </defaults>
 source recipes/common/pipeline.sh
 parse_options "$@"
@@ -28,10 +29,10 @@ train_data_args="--Data.train_sources [$train_clean] --Data.val_sources [$data_d
 train_args="--Trainer.max_steps $steps $train_args"
 
 prepare_data() {
-    gan-enhance synth "$train_clean" --files "$train_files" --seconds 4 --sample-rate 48000 --seed 0
-    gan-enhance synth "$data_dir/clean/val" --files 2 --seconds 4 --sample-rate 48000 --seed 1
-    gan-enhance synth "$data_dir/clean/test" --files "$test_files" --seconds 8 --sample-rate 48000 --seed 2
-    gan-enhance degrade "$data_dir/clean/test" "$data_dir/test" --task "$task" --seed 0 \
+    run_cmd gan-enhance synth "$train_clean" --files "$train_files" --seconds 4 --sample-rate 48000 --seed 0
+    run_cmd gan-enhance synth "$data_dir/clean/val" --files 2 --seconds 4 --sample-rate 48000 --seed 1
+    run_cmd gan-enhance synth "$data_dir/clean/test" --files "$test_files" --seconds 8 --sample-rate 48000 --seed 2
+    run_cmd gan-enhance degrade "$data_dir/clean/test" "$data_dir/test" --task "$task" --seed 0 \
         --in-sample-rate 16000 --out-sample-rate 48000
 }
 

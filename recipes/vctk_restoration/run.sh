@@ -52,7 +52,7 @@ prepare_data() {
         ln -sfn "$(realpath "$speaker_dir")" "$data_dir/$split/$speaker"
     done
     # shellcheck disable=SC2086
-    gan-enhance degrade "$data_dir/test_clean_source" "$data_dir/test" --task "$task" --seed 0 \
+    run_cmd gan-enhance degrade "$data_dir/test_clean_source" "$data_dir/test" --task "$task" --seed 0 \
         --in-sample-rate 16000 --out-sample-rate 48000 --noise $noise_dirs --rir $rir_dirs
 }
 
