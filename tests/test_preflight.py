@@ -227,3 +227,23 @@ def test_data_summary_reports_files_rates_and_warns_about_band_limited_targets(t
     with caplog.at_level(logging.INFO, logger="gan_enhance.train"):
         log_data_summary(experiment, train, val)
     assert "1 below 7.2 kHz" in (tmp_path / "runs" / "debug" / "data_summary.txt").read_text()
+
+
+def test_files_listed_by_a_manifest_with_durations_get_their_rates_from_their_headers(tmp_path):
+    from gan_enhance.data import CleanSource
+    from gan_enhance.train.preflight import summarize_split
+
+    write_tone_files(tmp_path / "speech", [("a.wav", 22050, 11025), ("b.wav", 16000, 8000)])
+    manifest = tmp_path / "list.csv"
+    manifest.write_text("path,duration\nspeech/a.wav,2.0\nspeech/b.wav,2.0\n")
+
+    class Items:  # what the summary reads of a DegradedDataset: its source and its length
+        source = CleanSource([str(manifest)])
+
+        def __len__(self):
+            return 8
+
+    summary = summarize_split("train", Items(), 48000)
+    assert all(entry.sample_rate == 0 for entry in Items.source.entries[0])  # the index opened nothing
+    assert (summary.files, summary.seconds, dict(summary.rates)) == (2, 4.0, {16000: 1, 22050: 1})
+    assert "rates 16000 Hz x1, 22050 Hz x1; target bandwidth" in summary.line(48000)

@@ -30,6 +30,8 @@ GENERATOR_WAVLM_HINT = (
 # Files per split whose band limit the data summary estimates, and how much of each it reads (seconds,
 # from the middle): enough to see a corpus's character, cheap enough to run before every start.
 SUMMARY_FILES = 16
+# Files whose header is read for the rate when a manifest gave durations (the rest stay unread).
+RATE_FILES = 64
 SUMMARY_SECONDS = 20.0
 # A target whose band ends below this share of the output's Nyquist frequency counts as band-limited.
 FULL_BAND_SHARE = 0.9
@@ -147,7 +149,7 @@ class SplitSummary:
             parts.append(f"{self.files} files, {self.seconds / 3600:.2f} h")
         if self.rates:
             rates = ", ".join(f"{rate} Hz x{count}" for rate, count in sorted(self.rates.items()))
-            unknown = f" ({self.unknown_rates} not read)" if self.unknown_rates else ""
+            unknown = f" (and {self.unknown_rates} files not read)" if self.unknown_rates else ""
             parts.append(f"rates {rates}{unknown}")
         if self.bandwidths:
             low, median = min(self.bandwidths), statistics.median(self.bandwidths)
@@ -183,7 +185,10 @@ def summarize_split(name: str, dataset, out_rate: int, sample: int = SUMMARY_FIL
     summary.files = len(files)
     summary.seconds = sum(duration for _, duration, _ in files)
     summary.rates = Counter(rate for _, _, rate in files if rate)
-    summary.unknown_rates = sum(1 for _, _, rate in files if not rate)
+    unread = [path for path, _, rate in files if not rate]  # a manifest gave the duration: header unread
+    sampled = [unread[index] for index in _spread(len(unread), RATE_FILES)]
+    summary.rates.update(rate for rate in map(_file_rate, sampled) if rate)
+    summary.unknown_rates = len(unread) - len(sampled)
     for index in _spread(len(files), sample):
         bandwidth = _file_bandwidth(files[index][0], out_rate)
         if bandwidth is not None:
@@ -196,6 +201,15 @@ def _spread(count: int, sample: int) -> list[int]:
     if count <= sample:
         return list(range(count))
     return sorted({round(i * (count - 1) / (sample - 1)) for i in range(sample)})
+
+
+def _file_rate(path: str) -> int:
+    import soundfile
+
+    try:
+        return int(soundfile.info(path).samplerate)
+    except (OSError, RuntimeError, ValueError):
+        return 0
 
 
 def _file_bandwidth(path: str, out_rate: int) -> float | None:
