@@ -182,3 +182,15 @@ def test_a_metric_missing_from_a_table_is_named(two_systems):
     baseline, better = two_systems
     with pytest.raises(DataError, match="pesq_wb not in the table of 'baseline'"):
         compare.compare_systems({"baseline": baseline, "ours": better}, metrics=["si_sdr", "pesq_wb"])
+
+
+def test_dnsmos_columns_are_compared_higher_is_better(two_systems):
+    """DNSMOS columns from ``evaluate`` (no reference needed) compare like any metric: higher wins."""
+    baseline, better = two_systems
+    noisy = [dict(row, dnsmos_bak=2.0 + 0.01 * i) for i, row in enumerate(baseline)]
+    enhanced = [dict(row, dnsmos_bak=3.0 + 0.02 * i) for i, row in enumerate(better)]
+    (result,) = compare.compare_systems({"noisy": noisy, "enhanced": enhanced}, metrics=["dnsmos_bak"])
+    assert result.winner == "enhanced" and result.mean_difference == pytest.approx(1.0 + 0.01 * 9.5)
+    assert compare.verdict(result) == "enhanced better"
+    (reverse,) = compare.compare_systems({"enhanced": enhanced, "noisy": noisy}, metrics=["dnsmos_bak"])
+    assert reverse.mean_difference < 0 and compare.verdict(reverse) == "enhanced better"
