@@ -65,13 +65,15 @@ def cases(model: str, audio: str, output: str) -> dict[str, list[str]]:
     return table
 
 
-def run_once(command: list[str], tree: str, cwd: str) -> tuple[float, float, int]:
+def run_once(command: list[str], tree: str, cwd: str, threads: int = 0) -> tuple[float, float, int]:
     """(wall s, CPU s, exit code) of one run of ``command`` with ``tree`` first on the path.
 
     ``cwd`` must not hold a ``gan_enhance`` folder: ``python -m`` and ``-c`` put it before ``PYTHONPATH``.
     """
     path = os.pathsep.join(p for p in (os.path.abspath(tree), os.environ.get("PYTHONPATH", "")) if p)
     env = dict(os.environ, PYTHONPATH=path)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.perf_counter()
     process = subprocess.Popen(
         command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -87,6 +89,9 @@ def main() -> int:
     )
     parser.add_argument("--repeats", type=int, default=5, help="runs per case and tree (default: 5)")
     parser.add_argument("--backbone", default="unet1d", help="backbone of the test model (default: unet1d)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="OMP_NUM_THREADS for every run (default: 0, torch's default)"
+    )
     parser.add_argument("--only", default="", help="run only cases whose name contains this text")
     args = parser.parse_args()
     trees = dict(item.partition("=")[::2] if "=" in item else (item, item) for item in args.trees)
@@ -97,14 +102,15 @@ def main() -> int:
         for _ in range(args.repeats):
             for case, command in table.items():
                 for name, tree in trees.items():  # interleaved: every tree sees the same load
-                    wall, cpu, code = run_once(command, tree, folder)
+                    wall, cpu, code = run_once(command, tree, folder, args.threads)
                     if code != 0:
                         print(f"warning: {case} exited {code} with tree {name}", file=sys.stderr)
                     results.setdefault((case, name), []).append((wall, cpu))
     load = os.getloadavg()
     print(
         f"min over {args.repeats} runs, wall / CPU seconds; {os.cpu_count()} CPUs, load average "
-        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; model: {args.backbone} (default size)\n"
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; model: {args.backbone} (default size); "
+        f"threads: {args.threads or 'torch default'}\n"
     )
     print("| case | " + " | ".join(f"{name} wall | {name} CPU" for name in trees) + " |")
     print("|---|" + "---:|---:|" * len(trees))

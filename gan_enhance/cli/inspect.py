@@ -12,8 +12,9 @@ HELP = "show a generator's blocks, shapes, parameters, MACs per second and recep
 DESCRIPTION = """\
 Inspect a generator built from a backbone name (--generator unet1d --set channels=[32,64,128] ...), from a
 training config (--config conf/stage1_16k.yml, the generator it selects with its settings), or from an
-exported model folder (--model DIR). Prints per-block output shapes for --length input samples, parameters
-per block and in total, MACs per second of audio, the measured receptive field and the declared context.
+exported model folder or a training run (--model DIR). Prints per-block output shapes for --length input
+samples, parameters per block and in total, MACs per second of audio, the measured receptive field and
+the declared context.
 """
 
 
@@ -54,7 +55,10 @@ def main(argv: list[str]) -> int:
     source = arguments.add_mutually_exclusive_group(required=True)
     source.add_argument("--generator", help="backbone name (unet1d, hifipp, dac, spectral)")
     source.add_argument("--config", help="training config YAML: inspect the generator it selects")
-    source.add_argument("--model", help="exported model folder (model.safetensors + config.json)")
+    source.add_argument(
+        "--model",
+        help="exported model folder, or a training run / checkpoint (its best checkpoint's generator)",
+    )
     arguments.add_argument("--in-sr", type=int, default=0, help="input sample rate (0: the default/config's)")
     arguments.add_argument("--out-sr", type=int, default=0, help="output sample rate (0: same as input)")
     arguments.add_argument(
