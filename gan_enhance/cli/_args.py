@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 
 def parser(command: str, description: str) -> argparse.ArgumentParser:
@@ -12,3 +13,63 @@ def parser(command: str, description: str) -> argparse.ArgumentParser:
         description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+
+
+def flag_parser(command: str, description: str, flags: dict[str, str]) -> argparse.ArgumentParser:
+    """A parser of argbind's ``--args.load``/``--args.save``/``--args.debug`` (``flags``: their help), for
+    ``parse_known_args``: everything else on the line is left for the config overrides.
+
+    ``-h``/``--help`` only sets ``help`` (the command prints argbind's generated help); abbreviations are
+    off, so ``--args.lo`` is never taken for ``--args.load``. ``--args.debug`` takes an optional level
+    (argbind's ``--args.debug 1``).
+    """
+    arguments = argparse.ArgumentParser(
+        prog=f"gan-enhance {command}", description=description, add_help=False, allow_abbrev=False
+    )
+    arguments.add_argument("-h", "--help", action="store_true", help="list every config key and exit")
+    arguments.add_argument("--args.load", dest="load", default="", help=flags["args.load"])
+    arguments.add_argument("--args.save", dest="save", default="", help=flags["args.save"])
+    arguments.add_argument(
+        "--args.debug", dest="debug", type=int, nargs="?", const=1, default=0, help=flags["args.debug"]
+    )
+    return arguments
+
+
+class ArgbindHelpFormatter(argparse.RawTextHelpFormatter):
+    """argbind's layout (its help lines kept as written), each config key followed by its default as YAML."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        from gan_enhance.cli._binding import REQUIRED, ConfigValue
+
+        text = action.help or ""
+        if isinstance(action.type, ConfigValue) and text != argparse.SUPPRESS:
+            default = "required" if action.default is REQUIRED else _yaml_text(action.default)
+            default = default.replace("%", "%%")  # argparse %-formats the help
+            text = f"{text}\n(default: {default})" if text else f"(default: {default})"
+        return text
+
+
+def _yaml_text(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def help_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """argbind's generated parser of every config section (``--Trainer.max_steps`` ...), for ``--help``.
+
+    Built from :func:`gan_enhance.cli._binding.source_sections`, so printing it imports neither torch nor
+    the models. It has argbind's ``--args.load``, ``--args.save`` and ``--args.debug`` too.
+    """
+    import argbind
+
+    from gan_enhance.cli._binding import GROUP, ConfigValue, bound_function, source_sections
+
+    for spec in source_sections():
+        bound_function(spec)
+    parser = argbind.build_parser(group=GROUP)
+    parser.prog, parser.description, parser.formatter_class = prog, description, ArgbindHelpFormatter
+    for action in parser._actions:  # argparse's metavar would repeat the key in capitals
+        if isinstance(action.type, ConfigValue):
+            action.metavar = action.type.metavar
+    return parser

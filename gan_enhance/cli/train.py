@@ -5,40 +5,63 @@ from __future__ import annotations
 import os
 import sys
 
-from gan_enhance.cli._args import parser
+from gan_enhance.cli._args import flag_parser, help_parser
 
-HELP = "train a generator/discriminator pair from a conf/ YAML file (argbind style keys)"
+HELP = "train a generator/discriminator pair from a conf/ YAML file (argbind keys, --help lists them)"
 
 DESCRIPTION = """\
-Train from a YAML config (argbind style: --args.load conf/stage1_16k.yml) with any key overridden on the
-command line as --Key value, e.g. --Trainer.max_steps 1000 --name my_run
---HiFiPlusPlus.upsample_channels 64 (lists: --Key "[8, 8, 2, 2]" or --Key 8 8 2 2). Dict-valued keys
-(lambdas) merge at every layer ($include, the including file, the command line): --lambdas "{mel/loss: 20}"
-changes that weight and keeps the others (0 turns a loss off); --lambdas.mel/loss 20 sets one entry
-without quoting; a dict with the entry $replace: true replaces instead of merging (single quotes keep
-the shell off the $: --lambdas '{$replace: true, mel/loss: 20}'). Every key is checked before training: a key nothing reads is an error. --args.save writes the merged config and exits. The
-resolved config is written to <runs_dir>/<name>/config.yml; --resume continues that run from
-checkpoints/latest. Several GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
+Train from a YAML config (--args.load conf/stage1_16k.yml) with any key overridden on the command line as
+--Key value, e.g. --Trainer.max_steps 1000 --name my_run --HiFiPlusPlus.upsample_channels 64 (lists:
+--Key "[8, 8, 2, 2]" or --Key 8 8 2 2; values are YAML). Every config section is bound with argbind under
+its prefix, as listed below; --generator/Optimizer.lr and --discriminator/Optimizer.lr (likewise
+Scheduler) set one side. Dict-valued keys (lambdas) merge at every layer ($include, the including file,
+the command line): --lambdas.mel/loss 20 sets one weight and keeps the others (0 turns a loss off);
+--lambdas "{mel/loss: 20}" does the same; a dict with the entry $replace: true replaces instead of
+merging (single quotes keep the shell off the $: --lambdas '{$replace: true, mel/loss: 20}').
+$include is recursive (paths relative to the including file). Every key is checked before training: all
+keys nothing reads are reported at once, each with the closest known key. The resolved config is
+written to <runs_dir>/<name>/config.yml; --resume continues that run from checkpoints/latest. Several
+GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
 """
+
+USAGE = (
+    "gan-enhance train --args.load CONFIG [--Section.key VALUE ...] [--args.save PATH] [--args.debug] "
+    "[--check] [--resume]"
+)
+METAVARS = {"args.load": "CONFIG", "args.save": "PATH", "args.debug": "LEVEL"}
+FLAGS = {
+    "args.load": "YAML config to train from (conf/<stage>.yml); $include is recursive",
+    "args.save": "write the merged config (files and command line) to this path and exit",
+    "args.debug": "print, through argbind, every config section with the values it receives",
+}
 
 
 def main(argv: list[str]) -> int:
-    arguments = parser("train", DESCRIPTION)
-    arguments.allow_abbrev = False
-    arguments.add_argument("--args.load", dest="config", required=True, help="YAML config (conf/<stage>.yml)")
+    arguments = flag_parser("train", DESCRIPTION, FLAGS)
+    arguments.usage = USAGE
     arguments.add_argument("--resume", action="store_true", help="continue the run from checkpoints/latest")
-    arguments.add_argument(
-        "--args.save", dest="save", default="", help="write the merged config (with overrides) here and exit"
-    )
     arguments.add_argument("--check", action="store_true", help="check the config and exit without training")
     options, rest = arguments.parse_known_args(argv)
+    if options.help:
+        parser = help_parser(arguments.prog, DESCRIPTION)
+        parser.usage = USAGE
+        for action in parser._actions:  # argbind's own wording of its three flags, replaced by ours
+            action.help = FLAGS.get(action.dest, action.help)
+            action.metavar = METAVARS.get(action.dest, action.metavar)
+        parser.add_argument("--resume", action="store_true", help="continue the run from checkpoints/latest")
+        parser.add_argument("--check", action="store_true", help="check the config and exit without training")
+        parser.print_help()
+        return 0
+    if not options.load:
+        arguments.error("the following arguments are required: --args.load")
 
     import logging
 
     import yaml
 
+    from gan_enhance.atomic import write_text
     from gan_enhance.train.builders import read_experiment
-    from gan_enhance.train.config import load_config, merge_config, parse_overrides
+    from gan_enhance.train.config import DEBUG_KEY, load_config, merge_config, parse_overrides
     from gan_enhance.train.preflight import check_run
 
     rank = int(os.environ.get("RANK", "0"))
@@ -47,20 +70,21 @@ def main(argv: list[str]) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
-    config = merge_config(load_config(options.config), parse_overrides(rest))
+    config = merge_config(load_config(options.load), parse_overrides(rest))
     if options.save:
-        with open(options.save, "w") as handle:
-            yaml.safe_dump(config, handle, sort_keys=True)
+        write_text(options.save, yaml.safe_dump(config, sort_keys=True))
+        return 0
+    debug = {DEBUG_KEY: True} if options.debug and rank == 0 else {}
+    if options.check:
+        experiment = read_experiment({**config, **debug})
+        check_run(experiment)
+        print(f"{options.load}: config OK (generator {experiment.generator}, run {experiment.name})")
         return 0
     experiment = read_experiment(config)
-    if options.check:
-        check_run(experiment)
-        print(f"{options.config}: config OK (generator {experiment.generator}, run {experiment.name})")
-        return 0
 
     from gan_enhance.train.run import run_training
 
-    result = run_training(config, resume=options.resume)
+    result = run_training({**config, **debug}, resume=options.resume)
     if result.interrupted:
         if rank == 0:
             print(

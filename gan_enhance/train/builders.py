@@ -1,8 +1,9 @@
 """From a flat config dict to a checked :class:`Experiment`, and from that to a ``State`` and data.
 
-:func:`read_experiment` consumes every key (and fails on any key nothing reads) before a single model is
-built; the sample rates are the two top-level keys ``in_sample_rate`` / ``out_sample_rate``, handed to
-every part that needs them.
+:func:`read_experiment` reads every section through its argbind-bound function
+(:class:`~gan_enhance.train.config.ConfigReader`, :mod:`gan_enhance.cli._binding`) and fails, naming every
+key nothing reads, before a single model is built; the sample rates are the two top-level keys
+``in_sample_rate`` / ``out_sample_rate``, handed to every part that needs them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.balancer import GradientBalancer
-from gan_enhance.train.config import ConfigReader, parameters_of
+from gan_enhance.train.config import DEBUG_KEY, ConfigReader, RunSettings, parameters_of
 from gan_enhance.train.data import DataSettings, DataSpec, check_sources
 from gan_enhance.train.distributed import DistInfo, wrap_model
 from gan_enhance.train.ema import EMASettings, GeneratorEMA
@@ -28,9 +29,11 @@ from gan_enhance.train.state import LossSet, State, TrainerSettings
 
 log = logging.getLogger("gan_enhance.train")
 
-RATE_KEYS = ("in_sample_rate", "out_sample_rate", "sample_rate")
+RATE_KEYS = ("in_sample_rate", "out_sample_rate", "sample_rate")  # = gan_enhance.cli._binding.RATE_KEYS
+DEGRADATION_RESERVED = ("noise_dirs", "rir_dirs")  # set from Data.noise_dirs / Data.rir_dirs
 GENERATOR_LOSS_KEYS = ("adv/gen", "adv/feat")
 DISCRIMINATOR_LOSS_KEY = "adv/disc"
+SIDES = ("generator", "discriminator")  # the scopes of Optimizer.* and Scheduler.*
 
 
 def reconstruction_losses() -> dict[str, type]:
@@ -82,48 +85,53 @@ class Experiment:
 
 def read_experiment(config: dict[str, Any]) -> Experiment:
     """Check and resolve ``config`` (a flat dict); unknown keys and bad values raise ``ConfigError``."""
-    from gan_enhance.data import PRESETS
-    from gan_enhance.data.transforms import DEGRADATIONS
+    from gan_enhance.data import DEGRADATIONS, PRESETS  # through the package: it registers every degradation
     from gan_enhance.losses import AdversarialLoss, FeatureMatchingLoss
     from gan_enhance.models.discriminators import DISCRIMINATORS, build_discriminator
     from gan_enhance.models.generators import GENERATORS
 
-    reader = ConfigReader(config)
-    in_rate = reader.top("in_sample_rate", 16000, int)
-    out_rate = reader.top("out_sample_rate", 16000, int)
-    generator = reader.top("generator", "", str)
+    reader = ConfigReader(config, report_at_end=True)
+    run = reader.settings(RunSettings, "")
+    in_rate, out_rate = run.in_sample_rate, run.out_sample_rate
+    generator, names = run.generator, run.discriminators
     if generator not in GENERATORS:
         raise ConfigError(f"generator is {generator!r}; choose one of {', '.join(GENERATORS.names())}")
     generator_kwargs = _class_section(reader, GENERATORS, generator)
-    names = reader.top("discriminators", [], list[str])
     settings = {name: _class_section(reader, DISCRIMINATORS, name) for name in _known(names, DISCRIMINATORS)}
     _ignore_unselected(reader, GENERATORS, [generator])
     _ignore_unselected(reader, DISCRIMINATORS, names)
     combined = reader.section(
         "CombinedDiscriminator", build_discriminator, reserved=("names", "settings", "sample_rate")
     )
-    lambdas = _lambdas(reader.top("lambdas", {}, dict), bool(names))
     losses = reconstruction_losses()
     loss_kwargs = {
         key: reader.section(losses[key].__name__, losses[key], reserved=RATE_KEYS) for key in losses
     }
-    task = reader.top("task", "denoise", str)
-    if task not in PRESETS:
-        raise ConfigError(f"task is {task!r}; choose one of {', '.join(PRESETS)}")
+    if run.task not in PRESETS:
+        raise ConfigError(f"task is {run.task!r}; choose one of {', '.join(PRESETS)}")
+    steps = [class_name for class_name, _ in PRESETS[run.task]["steps"]]
+    _ignore_unselected(reader, DEGRADATIONS, steps)
     degradations = {}
-    _ignore_unselected(reader, DEGRADATIONS, [class_name for class_name, _ in PRESETS[task]["steps"]])
-    for class_name, _ in PRESETS[task]["steps"]:
-        values = reader.section(class_name, DEGRADATIONS.get(class_name), reserved=("noise_dirs", "rir_dirs"))
+    for class_name in steps:
+        values = reader.section(class_name, DEGRADATIONS.get(class_name), reserved=DEGRADATION_RESERVED)
         if values:
             degradations[class_name] = values
     from gan_enhance.data import CleanSource
 
     trainer = reader.settings(TrainerSettings, "Trainer")
     data_settings = reader.settings(DataSettings, "Data")
+    optimizers = [reader.settings(OptimizerSettings, "Optimizer", scope=side) for side in SIDES]
+    schedulers = [reader.settings(SchedulerSettings, "Scheduler", scope=side) for side in SIDES]
+    adversarial_kwargs = reader.section("AdversarialLoss", AdversarialLoss)
+    feature_matching_kwargs = reader.section("FeatureMatchingLoss", FeatureMatchingLoss)
+    ema, finetune = reader.settings(EMASettings, "EMA"), reader.settings(FineTuneSettings, "FineTune")
+    source_settings = reader.section("CleanSource", CleanSource, reserved=("sources",))
+    reader.check_all_used()  # every unknown key at once, before any value is judged
+    lambdas = _lambdas(run.lambdas, bool(names))
     check_sources(data_settings)
     experiment = Experiment(
-        name=_run_name(reader.top("name", "run", str)),
-        runs_dir=reader.top("runs_dir", "runs", str),
+        name=_run_name(run.name),
+        runs_dir=run.runs_dir,
         in_sample_rate=in_rate,
         out_sample_rate=out_rate,
         generator=generator,
@@ -133,27 +141,26 @@ def read_experiment(config: dict[str, Any]) -> Experiment:
         discriminator_kwargs=combined,
         lambdas=lambdas,
         loss_kwargs=loss_kwargs,
-        adversarial_kwargs=reader.section("AdversarialLoss", AdversarialLoss),
-        feature_matching_kwargs=reader.section("FeatureMatchingLoss", FeatureMatchingLoss),
+        adversarial_kwargs=adversarial_kwargs,
+        feature_matching_kwargs=feature_matching_kwargs,
         trainer=trainer,
-        optimizer_g=reader.settings(OptimizerSettings, "Optimizer", scope="generator"),
-        optimizer_d=reader.settings(OptimizerSettings, "Optimizer", scope="discriminator"),
-        scheduler_g=reader.settings(SchedulerSettings, "Scheduler", scope="generator"),
-        scheduler_d=reader.settings(SchedulerSettings, "Scheduler", scope="discriminator"),
-        ema=reader.settings(EMASettings, "EMA"),
-        finetune=reader.settings(FineTuneSettings, "FineTune"),
+        optimizer_g=optimizers[0],
+        optimizer_d=optimizers[1],
+        scheduler_g=schedulers[0],
+        scheduler_d=schedulers[1],
+        ema=ema,
+        finetune=finetune,
         data=DataSpec(
             settings=data_settings,
-            task=task,
+            task=run.task,
             degradation_settings=degradations,
-            source_settings=reader.section("CleanSource", CleanSource, reserved=("sources",)),
+            source_settings=source_settings,
             in_sample_rate=in_rate,
             out_sample_rate=out_rate,
             seed=trainer.seed,
         ),
-        config=dict(config),
+        config={key: value for key, value in config.items() if key != DEBUG_KEY},
     )
-    reader.check_all_used()
     _check_cadence(trainer)
     return experiment
 

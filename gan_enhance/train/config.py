@@ -1,11 +1,15 @@
-"""Run configuration as a flat dict of argbind-style keys: load YAML, apply overrides, check every key.
+"""Run configuration as a flat dict of argbind keys: load YAML, apply overrides, check every key.
 
-Keys read like DAC's argbind files: ``Trainer.max_steps``, ``HiFiPlusPlus.upsample_rates``,
+Keys are argbind's, as in DAC's files: ``Trainer.max_steps``, ``HiFiPlusPlus.upsample_rates``,
 ``generator/Optimizer.lr`` (a scope: applies to the generator's optimizer only, over ``Optimizer.lr``).
-A file may start with ``$include: [other.yml, ...]`` (paths relative to the including file, then to the
-working directory; later files and the including file win) and ``$vars: {name: value}`` (a value written
-``$name`` anywhere is replaced). The config is checked against the constructors it feeds before anything
-is built, and a key nothing reads is an error naming it: argbind would silently drop it.
+:class:`ConfigReader` hands each section's values over through the section's argbind-bound function
+(:mod:`gan_enhance.cli._binding`); this module is the layer on top of argbind 0.3.9 for what it lacks.
+A file may start with ``$include: [other.yml, ...]`` (recursive; paths relative to the including file,
+then to the working directory; later files and the including file win) and ``$vars: {name: value}`` (a
+value written ``$name`` anywhere is replaced). Command-line values are read as YAML and every value is
+checked against the annotation of the parameter it feeds (:func:`coerce`). Before anything is built, all
+keys nothing reads are reported in one error, each with the closest known key: argbind would silently
+drop them.
 
 Every layer combines with :func:`merge_config` (each ``$include``, the including file, the command line):
 a later value replaces an earlier one, except that a dict-valued key (``lambdas``) merges entry by entry,
@@ -25,6 +29,7 @@ import inspect
 import shlex
 import typing
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +40,7 @@ from gan_enhance.errors import ConfigError
 INCLUDE = "$include"
 VARS = "$vars"
 REPLACE = "$replace"
+DEBUG_KEY = "args.debug"  # argbind's key: print every bound call with its values
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -138,7 +144,7 @@ def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     """``["--Trainer.max_steps", "10", "--HiFiPlusPlus.upsample_rates", "8", "8", "2"]`` -> values.
 
     Each value is read as YAML (``true``, ``[8, 8, 2]``, ``1e-4``); several words after one key make a list
-    (argbind's way of writing lists); ``--key=value`` works too. ``--lambdas.mel/loss 20`` stays the key
+    (``--X.rates 8 8 2``); ``--key=value`` works too. ``--lambdas.mel/loss 20`` stays the key
     ``lambdas.mel/loss``: :func:`merge_config` sets the entry. A value that is not valid YAML, such as a
     mapping the shell split into words (``--lambdas {mel/loss: 20}`` unquoted), is a one-line
     ``ConfigError`` that says how to write it.
@@ -254,56 +260,115 @@ def parameters_of(target: Callable | type) -> dict[str, Any]:
     }
 
 
+@dataclass
+class RunSettings:
+    """The top-level keys of a run config (no section prefix).
+
+    Parameters
+    ----------
+    name : str
+        Run folder under ``runs_dir`` (a plain folder name).
+    runs_dir : str
+        Folder that holds the run folders.
+    in_sample_rate : int
+        Sample rate of the degraded input; set here only.
+    out_sample_rate : int
+        Sample rate of the clean target and the generator output; set here only.
+    generator : str
+        Backbone by registry name (``hifipp``, ``unet1d``, ``dac``, ``spectral``).
+    discriminators : list[str]
+        Discriminator families by registry name (``mpd``, ``msstft``, ``mbd``, ``msd``, ``cqt``); [] trains
+        on the reconstruction losses alone.
+    task : str
+        Degradation preset that makes the training inputs (``denoise``, ``restoration``, ...).
+    lambdas : dict[str, float]
+        Loss weights keyed by their log keys (``mel/loss``, ``adv/gen``, ...); merges across config layers.
+    """
+
+    name: str = "run"
+    runs_dir: str = "runs"
+    in_sample_rate: int = 16000
+    out_sample_rate: int = 16000
+    generator: str = ""
+    discriminators: list[str] = field(default_factory=list)
+    task: str = "denoise"
+    lambdas: dict[str, float] = field(default_factory=dict)
+
+
 class ConfigReader:
-    """Hands out config values section by section and remembers which keys were read.
+    """Hands out config values section by section, through argbind, and remembers which keys were read.
+
+    Each :meth:`section` checks the keys under its prefix against the target's parameters, then takes the
+    values from the section's argbind-bound function inside ``argbind.scope(config, scope)``
+    (:func:`gan_enhance.cli._binding.bound_values`) and checks them against the annotations.
 
     Parameters
     ----------
     config : dict
-        The flat config.
+        The flat config. The key ``args.debug`` (``--args.debug``) makes argbind print every section with
+        the values it hands over.
+    report_at_end : bool
+        Collect keys that a section lacks and report them with every other unread key in one
+        :meth:`check_all_used` error, each with its "did you mean"; otherwise :meth:`section` raises at
+        the first.
     """
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], report_at_end: bool = False):
         self.config = dict(config)
+        self.debug = bool(self.config.pop(DEBUG_KEY, False))
+        self.report_at_end = report_at_end
         self.used: set[str] = set()
-
-    def top(self, key: str, default: Any, annotation: Any) -> Any:
-        """A top-level key (no prefix)."""
-        if key not in self.config:
-            return default
-        self.used.add(key)
-        return coerce(self.config[key], annotation, key)
+        self.unknown: dict[str, str] = {}  # key -> "Did you mean ...?" ("" when nothing is close)
+        self.known: set[str] = set()  # every key the sections read so far accept
 
     def section(
         self, prefix: str, target: Callable | type, scope: str = "", reserved: tuple[str, ...] = ()
     ) -> dict[str, Any]:
         """Keyword arguments for ``target`` from ``prefix.<name>`` keys (``scope/prefix.<name>`` wins).
 
-        ``reserved`` names are set by the trainer in one place (the sample rates); writing them under the
-        prefix is an error that says where they belong.
+        ``prefix`` "" reads the top-level keys (no dot). ``reserved`` names are set by the trainer in one
+        place (the sample rates); writing them under the prefix is an error that says where they belong.
         """
+        from gan_enhance.cli._binding import SCOPES, bound_values, callable_spec
+
         parameters = parameters_of(target)
-        keys = [key for key in self.config if key.startswith(f"{prefix}.")]
+        head = f"{prefix}." if prefix else ""
+        self.known.update(f"{head}{name}" for name in parameters if name not in reserved)
         if scope:
-            keys += [key for key in self.config if key.startswith(f"{scope}/{prefix}.")]
-        values: dict[str, Any] = {}
-        for key in sorted(keys, key=lambda k: "/" in k):  # unscoped first, so the scoped value wins
-            name = key.split(f"{prefix}.", 1)[1]
+            self.known.update(f"{scope}/{head}{name}" for name in parameters if name not in reserved)
+        keys = [key for key in self.config if split_key(key)[:2] in {("", prefix), (scope, prefix)}]
+        found: dict[str, str] = {}
+        for key in sorted(keys, key=lambda k: "/" in k):  # unscoped first, so the scoped key is named
+            name = split_key(key)[2]
             if name in reserved:
                 raise ConfigError(f"config key {key!r}: set {name} once, as the top-level key {name!r}")
             if name not in parameters:
-                close = difflib.get_close_matches(name, list(parameters), n=1)
-                hint = f" Did you mean {prefix}.{close[0]}?" if close else ""
-                raise ConfigError(
-                    f"unknown config key {key!r}: {prefix} has no setting {name!r}.{hint} "
-                    f"Its settings: {', '.join(sorted(parameters))}"
-                )
-            values[name] = coerce(self.config[key], parameters[name], key)
+                self._unknown(key, prefix, name, parameters)
+                continue
+            found[name] = key
             self.used.add(key)
-        return values
+        spec = callable_spec(prefix, target, reserved, SCOPES if scope else ())
+        received = bound_values(spec, self.config, scope, self.debug)
+        if set(received) != set(found):
+            raise RuntimeError(
+                f"argbind handed {prefix or 'the top level'} {sorted(received)} where the config sets "
+                f"{sorted(found)}: another function is bound under the name {prefix!r}"
+            )
+        return {name: coerce(value, parameters[name], found[name]) for name, value in received.items()}
+
+    def _unknown(self, key: str, prefix: str, name: str, parameters: dict[str, Any]) -> None:
+        close = difflib.get_close_matches(name, list(parameters), n=1)
+        hint = f"Did you mean {key[: len(key) - len(name)]}{close[0]}?" if close else ""
+        if self.report_at_end:
+            self.unknown[key] = hint
+            return
+        raise ConfigError(
+            f"unknown config key {key!r}: {prefix or 'the top level'} has no setting {name!r}."
+            f"{' ' + hint if hint else ''} Its settings: {', '.join(sorted(parameters))}"
+        )
 
     def settings(self, cls: type, prefix: str, scope: str = "") -> Any:
-        """A settings dataclass filled from ``prefix.*`` keys."""
+        """A settings dataclass filled from ``prefix.*`` keys (``prefix`` "": the top-level keys)."""
         return cls(**self.section(prefix, cls, scope))
 
     def mark_used(self, prefix: str) -> None:
@@ -311,11 +376,27 @@ class ConfigReader:
         self.used.update(key for key in self.config if key.split("/")[-1].startswith(f"{prefix}."))
 
     def check_all_used(self) -> None:
-        """Raise naming every key nothing read."""
-        unused = sorted(set(self.config) - self.used)
-        if unused:
+        """Raise one error naming every key nothing read, each with the closest key that would be read."""
+        unknown = dict(self.unknown)
+        for key in sorted(set(self.config) - self.used - set(unknown)):
+            close = difflib.get_close_matches(key, sorted(self.known), n=1, cutoff=0.8)
+            unknown[key] = f"Did you mean {close[0]}?" if close else ""
+        if unknown:
+            listed = ", ".join(f"{key} ({hint})" if hint else key for key, hint in sorted(unknown.items()))
             raise ConfigError(
-                f"unknown config key(s): {', '.join(unused)}. Check the spelling and the section prefix "
+                f"unknown config key(s): {listed}. Check the spelling and the section prefix "
                 "(e.g. Trainer.max_steps, HiFiPlusPlus.upsample_channels); keys of a generator or discriminator "
                 "only count when that part is selected"
             )
+
+
+def split_key(key: str) -> tuple[str, str, str]:
+    """``"generator/Optimizer.lr"`` -> ``("generator", "Optimizer", "lr")``; ``"name"`` -> ``("", "", "name")``.
+
+    A scope is the part before a ``/`` that has no dot (``lambdas.mel/loss`` has none).
+    """
+    scope, slash, rest = key.partition("/")
+    if not slash or "." in scope:
+        scope, rest = "", key
+    prefix, dot, name = rest.partition(".")
+    return (scope, prefix, name) if dot else (scope, "", rest)
