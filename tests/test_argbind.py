@@ -17,6 +17,7 @@ from gan_enhance.cli._binding import (
     SCOPES,
     bound_function,
     callable_spec,
+    parameter_docs,
     registered_in_source,
     source_sections,
 )
@@ -186,3 +187,12 @@ def test_the_help_binds_each_section_as_the_trainer_reads_it(monkeypatch):
             expected[name] = (reserved, ())
     assert set(expected) >= set(calls) >= {"", "Trainer", "Optimizer", "ConvNeXtUNet", "Reverb", "Codec"}
     assert {prefix: expected[prefix] for prefix in calls} == calls
+
+
+def test_each_key_gets_the_first_sentence_of_its_numpydoc_entry():
+    doc = (
+        "Summary.\n\nParameters\n----------\na, b : int\n    Both (e.g. Foo) halves; then more.\n    Other."
+        "\nc : str\n    Only ``one``. Two.\n\nReturns\n-------\nx : int\n    Not a parameter.\n"
+    )
+    first = "Both (e.g. Foo) halves."
+    assert parameter_docs(doc) == {"a": first, "b": first, "c": "Only one."}

@@ -159,8 +159,11 @@ def parameter_docs(doc: str) -> dict[str, str]:
 
 
 def _first_sentence(text: str) -> str:
-    text = text.replace("``", "")
-    return re.split(r"(?<=[.!?;])\s+(?=[A-Z(\"'])", text, maxsplit=1)[0]
+    """Up to the first sentence end (or ``;``; "e.g." is no end), without RST literals: the help's line."""
+    sentence = re.split(
+        r"(?<=[.!?])(?<!\.\w\.)\s+(?=[A-Z(\"'])|(?<=;)\s+", text.replace("``", ""), maxsplit=1
+    )[0]
+    return sentence[:-1] + "." if sentence.endswith(";") else sentence
 
 
 # -- argbind ----------------------------------------------------------------------------------------------------
