@@ -146,10 +146,17 @@ def dnsmos(wav: np.ndarray) -> dict[str, float]:
 
 
 def dnsmos_at(wav: np.ndarray, sample_rate: int) -> dict[str, float]:
-    """:func:`dnsmos` of a mono waveform ``(T,)`` at any rate (resampled to 16 kHz first)."""
-    import torch
+    """:func:`dnsmos` of a mono waveform ``(T,)`` at any rate.
 
-    from gan_enhance.audio import resample
+    It is resampled to 16 kHz as the reference script's ``librosa.load(path, sr=16000)`` does (soxr's
+    high-quality mode, then cut or zero-padded to ``ceil(T * 16000 / rate)`` samples), so scores of files
+    at other rates match the reference too.
+    """
+    import soxr
 
-    audio = torch.as_tensor(np.asarray(wav, dtype=np.float32))
-    return dnsmos(resample(audio, int(sample_rate), SAMPLE_RATE).numpy())
+    audio = np.asarray(wav, dtype=np.float32).reshape(-1)
+    if sample_rate != SAMPLE_RATE and audio.size:
+        length = math.ceil(audio.size * SAMPLE_RATE / sample_rate)
+        audio = soxr.resample(audio, sample_rate, SAMPLE_RATE, quality="soxr_hq")[:length]
+        audio = np.pad(audio, (0, length - audio.size))
+    return dnsmos(audio)
