@@ -5,8 +5,8 @@ use, and the inference path (``load_generator`` of an exported model, ``enhance`
 training code, transformers or matplotlib.
 
 >>> import gan_enhance
->>> model = gan_enhance.load_generator("exports/denoise")  # or runs/<name> (tag="best")  # doctest: +SKIP
->>> enhanced, rate = model.enhance(waveform, sample_rate)  # (T,), tensor (C, T), numpy (T, C)  # doctest: +SKIP
+>>> model = gan_enhance.load_generator("exports/denoise")  # or "runs/<name>"   # doctest: +SKIP
+>>> enhanced, rate = model.enhance(waveform, sample_rate)  # tensor (C, T), numpy (T, C)  # doctest: +SKIP
 """
 
 import importlib

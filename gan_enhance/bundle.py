@@ -270,8 +270,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if resolved.type == "cuda":
         if torch.version.cuda is None and torch.version.hip is None:
             raise ConfigError(
-                f"device {str(device)!r}: this torch ({torch.__version__}) is built without CUDA; use cpu, or "
-                "install a CUDA build of torch"
+                f"device {str(device)!r}: this torch ({torch.__version__}) is built without CUDA; use cpu, "
+                "or install a CUDA build of torch"
             )
         count = torch.cuda.device_count()
         if count == 0 or (resolved.index is not None and resolved.index >= count):

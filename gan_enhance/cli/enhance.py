@@ -100,19 +100,20 @@ def main(argv: list[str]) -> int:
     args = _arguments().parse_args(argv)
     import torch
 
-    from gan_enhance.bundle import load_generator
+    from gan_enhance.bundle import CONFIG_FILE, load_generator
     from gan_enhance.enhance import Enhancer
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    exported = os.path.isfile(os.path.join(args.model, "config.json"))
+    exported = os.path.isfile(os.path.join(args.model, CONFIG_FILE))
     # An exported model has no tags: refuse a --tag that would be ignored (the default is harmless).
     tag = None if exported and args.tag == "best" else args.tag
     generator = load_generator(args.model, device=args.device, tag=tag)
     if not exported:
         source = generator.provenance
         print(
-            f"gan-enhance enhance: {source['checkpoint']}, step {source['step']}, {source['weights']} weights",
+            f"gan-enhance enhance: {source['checkpoint']}, step {source['step']}, "
+            f"{source['weights']} weights",
             file=sys.stderr,
             flush=True,
         )
