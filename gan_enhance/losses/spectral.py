@@ -12,7 +12,8 @@ from torch import nn
 from gan_enhance.losses.waveform import check_same_shape
 from gan_enhance.nn.spectral import magnitude, mel_spectrogram, stft
 
-# List defaults below are what argbind reads to type the command line; they are never mutated.
+# List defaults below are what `gan-enhance train --help` shows (argbind's generated help); values are
+# checked against the type hints; the defaults are never mutated.
 
 
 def _check_lengths(**lists: list) -> None:

@@ -31,7 +31,8 @@ from gan_enhance.models.discriminators.base import (
 )
 from gan_enhance.nn.layers import get_padding
 
-# List defaults below are what argbind reads to type the command line; they are never mutated.
+# List defaults below are what `gan-enhance train --help` shows (argbind's generated help); values are
+# checked against the type hints; the defaults are never mutated.
 
 
 def octaves_below_nyquist(sample_rate: float, fmin: float, bins_per_octave: int, n_octaves: int) -> int:

@@ -14,7 +14,8 @@ from gan_enhance.models.discriminators.base import (
     dilated_stack,
 )
 
-# List defaults below are what argbind reads to type the command line; they are never mutated.
+# List defaults below are what `gan-enhance train --help` shows (argbind's generated help); values are
+# checked against the type hints; the defaults are never mutated.
 
 
 @DISCRIMINATORS.register("msstft")

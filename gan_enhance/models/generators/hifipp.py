@@ -223,7 +223,15 @@ class HiFiPlusPlus(Generator):
                 f"hifipp: WavLM conditioning (wavlm={wavlm!r}) needs in_sample_rate {WAVLM_SAMPLE_RATE}, "
                 f"got {self.in_sample_rate}; set wavlm to '' or use 16 kHz input"
             )
-        model = wavlm_from_config(json.loads(config)) if config else load_wavlm(wavlm)
+        model = (
+            wavlm_from_config(json.loads(config))
+            if config
+            else load_wavlm(
+                wavlm,
+                "HiFiPlusPlus.wavlm",
+                "set it to '' to train without WavLM conditioning, or to a local folder (save_pretrained)",
+            )
+        )
         self.wavlm = FrozenWavLM(model, layer)
         self.wavlm_proj = WNConv1d(self.wavlm.dim, channels, 1)
         init_conv_weights(self.wavlm_proj, init_std)
