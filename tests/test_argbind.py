@@ -44,6 +44,8 @@ def test_help_lists_every_key_with_its_default_and_doc_line(capsys):
     pin = out.split("--Data.pin_memory bool", 1)[1].split("--Data.", 1)[0]
     assert "(default: true)" in pin  # argbind alone would make it a store_true flag defaulting to False
     assert "Additional scope patterns: generator, discriminator." in " ".join(out.split())
+    for markup in ("``", ":class:", ":func:", ":meth:", ":mod:"):
+        assert markup not in out
     for spec in source_sections():
         for name in spec.parameters:
             key = f"{spec.prefix}.{name}" if spec.prefix else name

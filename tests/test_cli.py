@@ -57,6 +57,8 @@ def test_help_explains_every_option_in_plain_text(command, capsys, monkeypatch):
     assert text.startswith(f"usage: gan-enhance {command}")
     for markup in ("``", ":class:", ":func:", ":meth:", ":mod:"):
         assert markup not in text
+    for empty in ("(default: None)", "(default: False)", "(default: [])", "(default: )"):
+        assert empty not in text
     (parser,) = parsers
     undocumented = [action.option_strings or action.dest for action in parser._actions if not action.help]
     assert undocumented == []

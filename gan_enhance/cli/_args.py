@@ -6,12 +6,19 @@ import argparse
 from typing import Any
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's help with its default, except where the default says nothing (None, off, empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.required or action.default in (None, False, "", []):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parser(command: str, description: str) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` whose usage and errors read ``gan-enhance <command> ...``."""
     return argparse.ArgumentParser(
-        prog=f"gan-enhance {command}",
-        description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog=f"gan-enhance {command}", description=description, formatter_class=DefaultsHelpFormatter
     )
 
 

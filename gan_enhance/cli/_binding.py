@@ -133,7 +133,7 @@ def _spec(prefix, doc, values, reserved, scopes) -> SectionSpec:
         for name, (annotation, default) in values.items()
         if name not in reserved
     }
-    summary = doc.split("\n\n")[0].replace("\n", " ").replace("``", "")
+    summary = _plain(doc.split("\n\n")[0].replace("\n", " "))
     return SectionSpec(prefix, summary, parameters, tuple(scopes))
 
 
@@ -158,11 +158,15 @@ def parameter_docs(doc: str) -> dict[str, str]:
     return {name: _first_sentence(" ".join(words)) for name, words in docs.items()}
 
 
+def _plain(text: str) -> str:
+    """Docstring text without RST markup: ``:class:`X``` -> ``X``, double backticks dropped."""
+    return re.sub(r":\w+:`~?([^`]+)`", r"\1", text.replace("``", ""))
+
+
 def _first_sentence(text: str) -> str:
     """Up to the first sentence end (or ``;``; "e.g." is no end), without RST literals: the help's line."""
-    sentence = re.split(
-        r"(?<=[.!?])(?<!\.\w\.)\s+(?=[A-Z(\"'])|(?<=;)\s+", text.replace("``", ""), maxsplit=1
-    )[0]
+    text = _plain(text)
+    sentence = re.split(r"(?<=[.!?])(?<!\.\w\.)\s+(?=[A-Z(\"'])|(?<=;)\s+", text, maxsplit=1)[0]
     return sentence[:-1] + "." if sentence.endswith(";") else sentence
 
 
