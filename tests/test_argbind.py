@@ -46,6 +46,7 @@ def test_help_lists_every_key_with_its_default_and_doc_line(capsys):
     assert "Additional scope patterns: generator, discriminator." in " ".join(out.split())
     for markup in ("``", ":class:", ":func:", ":meth:", ":mod:"):
         assert markup not in out
+    assert "not documented" not in out  # every key has a line of doc
     for spec in source_sections():
         for name in spec.parameters:
             key = f"{spec.prefix}.{name}" if spec.prefix else name

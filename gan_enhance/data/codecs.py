@@ -37,6 +37,7 @@ class Codec(Degradation):
     opus_kbps : list[float]
         [min, max] Opus bitrate, drawn log-uniformly.
     prob : float
+        Probability that an item gets this degradation.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class PitchShift(Degradation):
     n_fft : int
         Phase-vocoder window at the working rate.
     prob : float
+        Probability that an item gets this degradation.
     """
 
     def __init__(

@@ -176,6 +176,7 @@ class CleanSource:
         An excerpt whose RMS level is below this (dB FS) is redrawn, up to ``tries`` times; the loudest
         draw is kept if none passes.
     tries : int
+        Draws per excerpt before the loudest one drawn is taken.
     target_level_db : float
         Excerpts are scaled so their active level is this (dB FS); 0 disables normalisation.
     max_peak : float

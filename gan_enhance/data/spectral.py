@@ -61,6 +61,7 @@ class BandLimit(Degradation):
     max_cutoff_ratio : float
         Cutoffs above this fraction of the Nyquist frequency leave the item unchanged.
     prob : float
+        Probability that an item gets this degradation.
     """
 
     def __init__(
@@ -244,6 +245,7 @@ class Equalizer(Degradation):
     q : list[float]
         [min, max] quality factor (bandwidth) of each filter, drawn log-uniformly.
     prob : float
+        Probability that an item gets this degradation.
     """
 
     def __init__(
@@ -287,6 +289,7 @@ class Gain(Degradation):
     gain_db : list[float]
         [min, max] gain in dB.
     prob : float
+        Probability that an item gets this degradation.
     """
 
     def __init__(self, gain_db: list[float] = [-20.0, 6.0], prob: float = 1.0):  # noqa: B006
@@ -311,6 +314,7 @@ class Clipping(Degradation):
     soft_prob : float
         Probability of soft (tanh) instead of hard clipping.
     prob : float
+        Probability that an item gets this degradation.
     """
 
     def __init__(self, threshold_db: list[float] = [-20.0, -1.0], soft_prob: float = 0.3, prob: float = 1.0):  # noqa: B006

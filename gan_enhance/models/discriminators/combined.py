@@ -84,7 +84,9 @@ def build_discriminator(
     sample_rate : int
         Audio rate; passed to the families whose constructor takes ``sample_rate``.
     normalize_input : bool
-        See :class:`CombinedDiscriminator`.
+        Remove the DC offset and peak-normalise what the discriminators see (DAC).
+    input_peak : float
+        Peak of the normalised input.
 
     Returns
     -------
