@@ -249,6 +249,42 @@ def test_a_killed_workers_trial_is_retried_and_resumes_its_run(corpus, tmp_path,
     assert not (tmp_path / "trials" / "trial_0001").exists()
 
 
+TERMINATE_AT_STEP_1 = """
+import os, signal, sys
+import optuna
+from gan_enhance.cli import main
+
+report = optuna.trial.Trial.report
+def report_then_terminate(self, value, step):
+    report(self, value, step)
+    os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler ending the job would
+optuna.trial.Trial.report = report_then_terminate
+sys.exit(main(["sweep", "--out", sys.argv[1], "--study", "tiny", "--worker"]))
+"""
+
+
+@pytest.mark.slow
+def test_a_terminated_worker_queues_its_trial_at_once_and_it_resumes(corpus, tmp_path):
+    from optuna.trial import TrialState
+
+    from gan_enhance.sweep.study import load_study
+    from gan_enhance.sweep.worker import run_worker
+
+    settings = tiny_settings(corpus, trials=1, pruner="none")
+    start(settings, tmp_path)
+    stopped = subprocess.run(
+        [sys.executable, "-c", TERMINATE_AT_STEP_1, str(tmp_path)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert "its trial is queued again" in stopped.stderr
+    study, settings = load_study(open_storage(storage_url(tmp_path)), "tiny")
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.WAITING]
+    assert run_worker(study, settings, tmp_path) == 1  # no grace period to wait for
+    first, retry = study.get_trials()
+    assert retry.state == TrialState.COMPLETE and retry.system_attrs["failed_trial"] == 0
+    assert retry.user_attrs["run_dir"].endswith("trial_0000") and retry.user_attrs["steps"] == 2
+
+
 @pytest.mark.slow
 def test_two_worker_processes_share_one_sqlite_study(corpus, tmp_path):
     settings = tiny_settings(corpus, trials=4, pruner="none", sampler="random")
@@ -284,6 +320,26 @@ def test_two_worker_processes_share_one_sqlite_study(corpus, tmp_path):
     assert len(by_worker) == 2 and all(len(numbers) == 2 for numbers in by_worker.values())
     assert len({t.user_attrs["run_dir"] for t in trials}) == 4
     assert all("2 trial(s) ran here" in output for output in outputs)
+
+
+@pytest.mark.slow
+def test_a_worker_under_torchrun_trains_each_trial_on_every_process(corpus, tmp_path):
+    settings = tiny_settings(corpus, trials=2, pruner="none")
+    start(settings, tmp_path)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += ["-m", "gan_enhance", "sweep", "--out", str(tmp_path), "--study", "tiny", "--worker"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    finished = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    from gan_enhance.sweep.study import load_study
+
+    study, _ = load_study(open_storage(storage_url(tmp_path)), "tiny")
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "COMPLETE"]
+    # Each trial formed a two-process group (rank 1 joined it), one after the other.
+    assert finished.stderr.count("joined the process group: backend gloo, rank 0 of 2") == 2
+    for number in (0, 1):
+        log = (tmp_path / "trials" / f"trial_000{number}" / "train.log").read_text()
+        assert "training ended at step 2" in log
 
 
 def test_worker_without_a_study_says_how_to_start_one(tmp_path):

@@ -18,7 +18,8 @@ scored by the best validation value of --metric; the pruner stops trials whose v
 The study lives in --storage (default: SQLite <out>/study.db); rerunning the same command resumes it, and
 `gan-enhance sweep --out DIR --worker` (or --storage postgresql://... --study NAME --worker on other
 machines) adds workers that share it. A worker that dies leaves its trial to be retried, resuming from its
-checkpoint. At the end: <out>/summary.md (trials table, the choice), trials.csv, plots/*.png|html,
+checkpoint; under torchrun (torchrun --nproc_per_node N -m gan_enhance sweep --out DIR --worker) every
+trial trains on all N processes. At the end: <out>/summary.md (trials table, the choice), trials.csv, plots/*.png|html,
 best_config.yml (ready for `gan-enhance train --args.load`), and compare/comparison.md (the top trials
 compared pairwise on the validation set). --report rewrites these from the study without training.
 """
@@ -59,9 +60,10 @@ def main(argv: list[str]) -> int:
     import logging
 
     from gan_enhance.errors import ConfigError
+    from gan_enhance.sweep.launch import TrialChannel, follow_trials, launched, rank
 
     logging.basicConfig(
-        level=logging.INFO,
+        level=logging.INFO if rank() == 0 else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
@@ -78,6 +80,16 @@ def main(argv: list[str]) -> int:
         )
     if not (options.out or options.study):
         raise ConfigError("name the sweep: --out DIR (its folder) and/or --study NAME")
+    if launched():
+        if not options.worker:
+            raise ConfigError(
+                "under torchrun, run workers: start the sweep first, then torchrun ... sweep --worker"
+            )
+        channel = TrialChannel()
+        if rank() > 0:  # rank 0 is the Optuna worker; the others train each of its trials with it
+            return follow_trials(channel)
+    else:
+        channel = None
     study_name = options.study or os.path.basename(os.path.normpath(options.out))
     out = options.out or os.path.join("exp", "sweeps", study_name)
 
@@ -98,7 +110,7 @@ def main(argv: list[str]) -> int:
     from gan_enhance.sweep.worker import run_worker
 
     try:
-        ran = run_worker(study, settings, out, options.trials_here)
+        ran = run_worker(study, settings, out, options.trials_here, channel)
     except TrialInterrupted as stop:
         print(
             f"stopped by signal {stop.signal_number}; its trial is queued again: rerun to resume",

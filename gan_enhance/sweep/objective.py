@@ -120,10 +120,13 @@ class TrialRunner:
     settings : SweepSettings
     sweep_dir : str or Path
         Trial run folders go under ``<sweep_dir>/trials``.
+    channel : TrialChannel, optional
+        Under torchrun, how rank 0 hands each trial to the other ranks (:mod:`gan_enhance.sweep.launch`).
     """
 
-    def __init__(self, study, settings: SweepSettings, sweep_dir: str | Path):
+    def __init__(self, study, settings: SweepSettings, sweep_dir: str | Path, channel=None):
         self.study, self.settings, self.sweep_dir = study, settings, Path(sweep_dir)
+        self.channel = channel
         self.space = parse_space(settings.space)
         self.last_number: int | None = None
 
@@ -150,6 +153,8 @@ class TrialRunner:
         )
         reporter = _Reporter(trial, self.settings.metric, set(frozen.intermediate_values))
         self.last_number = trial.number
+        if self.channel is not None:  # the other torchrun ranks train it with this one
+            self.channel.announce_trial(config, resume)
         try:
             result = run_training(config, resume=resume, on_validation=reporter)
         except DIVERGED as error:

@@ -16,6 +16,7 @@ lists included). Optuna's samplers draw the values (:func:`suggest`).
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,11 +187,18 @@ def check_space(space: list[Dimension], base: dict[str, Any], source: str = "sea
     from gan_enhance.train.builders import read_experiment
     from gan_enhance.train.config import merge_config
 
-    for d in space:
-        for value in d.ends():
-            try:
-                read_experiment(merge_config(base, {d.key: value}))
-            except ConfigError as error:
-                raise ConfigError(
-                    f"{source}: {d.key} = {value!r} does not make a valid run: {error}"
-                ) from None
+    # The checks' warnings (keys of unselected generators, ...) were shown once for the base already.
+    train_log = logging.getLogger("gan_enhance.train")
+    level = train_log.level
+    train_log.setLevel(logging.ERROR)
+    try:
+        for d in space:
+            for value in d.ends():
+                try:
+                    read_experiment(merge_config(base, {d.key: value}))
+                except ConfigError as error:
+                    raise ConfigError(
+                        f"{source}: {d.key} = {value!r} does not make a valid run: {error}"
+                    ) from None
+    finally:
+        train_log.setLevel(level)

@@ -34,9 +34,11 @@ def counts(study) -> dict[str, int]:
     return result
 
 
-def run_worker(study, settings: SweepSettings, sweep_dir: str | Path, trials_here: int = 0) -> int:
+def run_worker(
+    study, settings: SweepSettings, sweep_dir: str | Path, trials_here: int = 0, channel=None
+) -> int:
     """Run trials until the study's target is met (or ``trials_here`` trials ran here); returns how many
-    ran here.
+    ran here. Under torchrun, ``channel`` hands each trial to the other ranks (see ``launch``).
 
     Raises
     ------
@@ -45,7 +47,7 @@ def run_worker(study, settings: SweepSettings, sweep_dir: str | Path, trials_her
     """
     from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 
-    runner = TrialRunner(study, settings, sweep_dir)
+    runner = TrialRunner(study, settings, sweep_dir, channel)
     ran = 0
     while not trials_here or ran < trials_here:
         with stable_enough():
@@ -56,6 +58,7 @@ def run_worker(study, settings: SweepSettings, sweep_dir: str | Path, trials_her
         try:
             study.optimize(runner, n_trials=1, catch=DIVERGED)
         except TrialInterrupted:
+            # The other torchrun ranks (if any) were stopped by the same signal: no end to announce.
             frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == runner.last_number)
             with stable_enough():
                 RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True)(study, frozen)
@@ -64,4 +67,6 @@ def run_worker(study, settings: SweepSettings, sweep_dir: str | Path, trials_her
             )
             raise
         ran += 1
+    if channel is not None:
+        channel.announce_end()
     return ran
