@@ -342,6 +342,25 @@ def test_a_worker_under_torchrun_trains_each_trial_on_every_process(corpus, tmp_
         assert "training ended at step 2" in log
 
 
+def test_diverged_trials_fail_with_their_reason_and_count_as_finished(corpus, tmp_path, monkeypatch):
+    import gan_enhance.train.run
+    from gan_enhance.sweep.report import trial_rows
+    from gan_enhance.sweep.worker import counts, run_worker
+    from gan_enhance.train.state import NonFiniteLossError
+
+    def diverge(config, resume=False, on_validation=None):
+        raise NonFiniteLossError(f"{config['name']}: non-finite loss for 3 steps in a row\nmore detail")
+
+    monkeypatch.setattr(gan_enhance.train.run, "run_training", diverge)
+    settings = tiny_settings(corpus, trials=2)
+    study, _ = start(settings, tmp_path)
+    assert run_worker(study, settings, tmp_path) == 2  # the sweep goes on after a diverged trial
+    assert counts(study) == {"finished": 2, "running": 0, "waiting": 0}
+    rows = trial_rows(study, settings)
+    assert [row["state"] for row in rows] == ["fail (diverged)"] * 2
+    assert study.get_trials()[1].user_attrs["failure"] == "trial_0001: non-finite loss for 3 steps in a row"
+
+
 def test_worker_without_a_study_says_how_to_start_one(tmp_path):
     from gan_enhance.cli.sweep import main
 

@@ -13,6 +13,7 @@ resumes from its ``checkpoints/latest``.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from pathlib import Path
@@ -166,6 +167,9 @@ class TrialRunner:
             raise TrialInterrupted(result.interrupted, run_dir)
         if reporter.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at step {reporter.pruned_at}")
-        if result.best is None:
-            raise ConfigError(f"trial {trial.number} ({run_dir}) finished without a validation")
+        if result.best is None or not math.isfinite(result.best):
+            # NaN validations leave no best: these values diverge, as a non-finite training loss does.
+            message = f"{self.settings.metric} had no finite validation value in {run_dir}"
+            trial.set_user_attr("failure", message)
+            raise NonFiniteLossError(message)
         return float(result.best)
