@@ -47,6 +47,8 @@ setup(
         "pyloudnorm==0.2.0",
         # streaming resampling in the chunked enhancer (also pulled in by librosa)
         "soxr==1.1.0",
+        # DNSMOS's P.808 features follow the official script (audiotools pulls librosa in as well)
+        "librosa==0.11.0",
         # DNSMOS (P.835 SIG/BAK/OVRL and P.808): Microsoft's ONNX models ship inside the wheel, no download
         "speechmos==0.0.1.1",
         "onnxruntime==1.24.4",

@@ -59,6 +59,8 @@ def test_help_explains_every_option_in_plain_text(command, capsys, monkeypatch):
         assert markup not in text
     for empty in ("(default: None)", "(default: False)", "(default: [])", "(default: )"):
         assert empty not in text
+    if command == "enhance":
+        assert "(default: 0)" in text  # --threads: a zero default is shown
     (parser,) = parsers
     undocumented = [action.option_strings or action.dest for action in parser._actions if not action.help]
     assert undocumented == []

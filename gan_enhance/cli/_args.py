@@ -10,7 +10,9 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Each option's help with its default, except where the default says nothing (None, off, empty)."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.required or action.default in (None, False, "", []):
+        default = action.default
+        # `is`: 0 == False, and a default of 0 is worth showing
+        if action.required or default is None or default is False or default in ("", []):
             return action.help or ""
         return super()._get_help_string(action)
 
