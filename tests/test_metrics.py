@@ -204,3 +204,12 @@ def test_a_plugin_module_registers_its_own_model(tmp_path, monkeypatch):
     assert model.score(torch.full((1, 16000), 0.25), 16000)["meanmos"] == pytest.approx(0.5, abs=1e-2)
     with pytest.raises(ConfigError, match="cannot import"):
         quality.build_quality_model("meanmos:x", ["no_such_module_here"])
+
+
+def test_stoi_of_a_clip_too_short_to_score_is_undefined_not_zero():
+    stoi_score = metrics.stoi_score
+    rng = np.random.default_rng(0)
+    short = rng.standard_normal(3000) * 0.1  # 0.19 s at 16 kHz: under pystoi's 30 frames
+    assert math.isnan(stoi_score(short, short, 16000))
+    long = rng.standard_normal(16000) * 0.1
+    assert stoi_score(long, long, 16000) == pytest.approx(1.0, abs=1e-6)

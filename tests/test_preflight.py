@@ -247,3 +247,37 @@ def test_files_listed_by_a_manifest_with_durations_get_their_rates_from_their_he
     assert all(entry.sample_rate == 0 for entry in Items.source.entries[0])  # the index opened nothing
     assert (summary.files, summary.seconds, dict(summary.rates)) == (2, 4.0, {16000: 1, 22050: 1})
     assert "rates 16000 Hz x1, 22050 Hz x1; target bandwidth" in summary.line(48000)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"Trainer.best_metric": "metric/dnsmos_ovrl", "Trainer.best_mode": "max"},
+            r"quality_metrics: \[dnsmos",
+        ),
+        ({"Trainer.quality_metrics": ["dnsmos_ovr"]}, "Trainer.quality_metrics: unknown metric"),
+        (
+            {"Trainer.quality_metrics": ["dnsmos_ovrl"], "Trainer.best_metric": "metric/dnsmos_ovrl"},
+            "best_mode 'min' contradicts",
+        ),
+        ({"Trainer.speech_metrics": False, "Trainer.best_metric": "metric/pesq"}, "validation computes"),
+    ],
+)
+def test_validation_metrics_are_checked_before_the_run(settings, message):
+    experiment = read_experiment(tiny_config(**settings))
+    with pytest.raises(ConfigError, match=message):
+        check_run(experiment, load_models=False)
+
+
+def test_a_quality_metric_can_pick_best():
+    experiment = read_experiment(
+        tiny_config(
+            **{
+                "Trainer.quality_metrics": ["dnsmos_ovrl"],
+                "Trainer.best_metric": "metric/dnsmos_ovrl",
+                "Trainer.best_mode": "max",
+            }
+        )
+    )
+    check_run(experiment, load_models=False)

@@ -208,3 +208,22 @@ def test_bf16_autocast_step_trains_both_sides_and_fp16_needs_a_gpu():
     assert not any(scaler.is_enabled() for scaler in state.precision.scalers.values())
     with pytest.raises(ConfigError, match="fp16.*CUDA"):
         Precision("fp16", torch.device("cpu"))
+
+
+@pytest.mark.slow
+def test_validation_adds_the_quality_metrics_asked_for():
+    state = tiny_state()
+    metrics = validate(
+        state.generator,
+        None,
+        state.losses,
+        state.lambdas,
+        [clip_batch()],
+        state.device,
+        16000,
+        adversarial=False,
+        speech_quality=False,
+        metric_names=["dnsmos_ovrl", "si_sdr"],
+    )
+    assert 1.0 <= metrics["metric/dnsmos_ovrl"] <= 5.0
+    assert metrics["metric/si_sdr"] == pytest.approx(metrics["metric/sisdr"], abs=0.05)

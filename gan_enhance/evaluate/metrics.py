@@ -150,12 +150,15 @@ def stoi_score(
     """STOI (or ESTOI with ``extended``) through pystoi, which resamples to 10 kHz itself."""
     from pystoi import stoi
 
-    with warnings.catch_warnings():
-        # pystoi warns (and returns 1e-5) when the signal is shorter than its 30-frame window.
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        # pystoi warns and returns 1e-5 when fewer than 30 frames (~0.4 s) of speech are left after it
+        # drops silent frames: undefined, not a score of 0.
+        warnings.simplefilter("always", RuntimeWarning)
         value = stoi(
             np.asarray(reference, np.float64), np.asarray(estimate, np.float64), sample_rate, extended
         )
+    if any("Not enough STFT frames" in str(warning.message) for warning in caught):
+        return math.nan
     return float(value)
 
 

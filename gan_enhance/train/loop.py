@@ -108,6 +108,8 @@ class Run:
         ``logs/train`` and ``logs/val``.
     speech_quality : bool
         Add PESQ/STOI to validation.
+    metric_names : list[str]
+        More validation metrics by ``gan_enhance.evaluate.metrics`` name (``Trainer.quality_metrics``).
     spike_guard : SpikeGuard or None
         The loss-spike guard (``Trainer.spike_factor``).
     on_validation : callable or None
@@ -124,6 +126,7 @@ class Run:
     config: dict[str, Any]
     writers: RunWriters
     speech_quality: bool = True
+    metric_names: list[str] = field(default_factory=list)
     tracker: BestTracker | None = None
     last_metrics: dict[str, float] = field(default_factory=dict)
     spike_guard: SpikeGuard | None = None
@@ -310,6 +313,7 @@ def run_validation(state: State, run: Run) -> bool:
             adversarial=state.adversarial,
             max_batches=state.settings.valid_batches,
             speech_quality=run.speech_quality,
+            metric_names=run.metric_names,
         )
         run.last_metrics = metrics
         run.writers.scalars("val", metrics, state.step)

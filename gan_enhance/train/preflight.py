@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gan_enhance.atomic import write_text
-from gan_enhance.errors import CheckpointError
+from gan_enhance.errors import CheckpointError, ConfigError
 from gan_enhance.train.builders import Experiment
 from gan_enhance.train.data import check_data_paths
 
@@ -56,6 +56,7 @@ def check_run(experiment: Experiment, load_models: bool = True) -> None:
         Naming the config key and what to do.
     """
     check_data_paths(experiment.data.settings)
+    check_validation_metrics(experiment.trainer)
     from gan_enhance.nn.wavlm import locate_wavlm, verify_wavlm
 
     for key, name, hint in external_models(experiment):
@@ -65,6 +66,36 @@ def check_run(experiment: Experiment, load_models: bool = True) -> None:
         log.info("%s: %r loads from the %s", key, name, source.describe())
     if load_models and experiment.finetune.checkpoint:
         log.info("FineTune.checkpoint: %s", check_finetune_source(experiment.finetune))
+
+
+def check_validation_metrics(trainer) -> None:
+    """``Trainer.quality_metrics`` are known metrics, and a ``Trainer.best_metric`` of the form
+    ``metric/<name>`` is one that validation computes (before the first validation finds out)."""
+    from gan_enhance.evaluate.metrics import METRICS, check_metric_names
+
+    try:
+        check_metric_names(list(trainer.quality_metrics))
+    except ConfigError as error:
+        raise ConfigError(f"Trainer.quality_metrics: {error}") from None
+    if not trainer.best_metric.startswith("metric/"):
+        return
+    name = trainer.best_metric.removeprefix("metric/")
+    computed = {"sisdr", *(("pesq", "stoi") if trainer.speech_metrics else ()), *trainer.quality_metrics}
+    if name not in computed:
+        needs = f"Trainer.quality_metrics: [{name}]" if name in METRICS else "a metric validation computes"
+        raise ConfigError(
+            f"Trainer.best_metric {trainer.best_metric!r} needs {needs} "
+            f"(validation computes metric/{', metric/'.join(sorted(computed))})"
+        )
+    spec = METRICS.get(name)
+    if spec is not None and {"higher": "max", "lower": "min"}.get(spec.better) not in (
+        None,
+        trainer.best_mode,
+    ):
+        raise ConfigError(
+            f"Trainer.best_mode {trainer.best_mode!r} contradicts {trainer.best_metric!r}, where "
+            f"{spec.better} is better; set Trainer.best_mode {'max' if spec.better == 'higher' else 'min'}"
+        )
 
 
 def external_models(experiment: Experiment) -> list[tuple[str, str, str]]:

@@ -86,6 +86,7 @@ def run_training(
             config=resolved_config(experiment, state),
             writers=writers,
             speech_quality=trainer.speech_metrics,
+            metric_names=list(trainer.quality_metrics),
             tracker=tracker,
             last_metrics=last_metrics,
             spike_guard=guard,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ def validate(
     adversarial: bool,
     max_batches: int = 0,
     speech_quality: bool = True,
+    metric_names: Sequence[str] = (),
 ) -> dict[str, float]:
     """Average every training loss and the quality metrics over a fixed validation set.
 
@@ -47,6 +48,8 @@ def validate(
         Stop after this many batches (0: all).
     speech_quality : bool
         Add wide-band PESQ and STOI (CPU-bound, about 0.1 s per item).
+    metric_names : sequence of str
+        More metrics of :mod:`gan_enhance.evaluate.metrics` (e.g. ``dnsmos_ovrl``), as ``metric/<name>``.
 
     Returns
     -------
@@ -74,6 +77,11 @@ def validate(
             scores = {key: float(value) for key, value in values.items()}
             if speech_quality:
                 scores.update(speech_metrics(y_hat, y, sample_rate))
+            if metric_names:
+                from gan_enhance.evaluate.metrics import mean_scores
+
+                means = mean_scores(y_hat, y, sample_rate, list(metric_names))
+                scores.update({f"metric/{name}": value for name, value in means.items()})
             for key, value in scores.items():
                 # A batch PESQ could not score at all is left out of that metric's mean only.
                 if np.isfinite(value) or not key.startswith("metric/"):
@@ -87,7 +95,8 @@ def validate(
 def speech_metrics(y_hat: Tensor, y: Tensor, sample_rate: int) -> dict[str, float]:
     """Mean wide-band PESQ and STOI of a batch ``(B, 1, T)`` (``gan_enhance.evaluate.metrics``).
 
-    Items PESQ cannot score (no speech found) are left out of its mean; NaN when none could be scored.
+    Items a metric cannot score (PESQ: no speech found; STOI: too short) are left out of its mean; NaN
+    when none could be scored.
     """
     from gan_enhance.evaluate.metrics import pesq_score, stoi_score
 
@@ -95,11 +104,12 @@ def speech_metrics(y_hat: Tensor, y: Tensor, sample_rate: int) -> dict[str, floa
     for estimate, reference in zip(y_hat.squeeze(1).cpu().numpy(), y.squeeze(1).cpu().numpy()):
         pesq_scores.append(pesq_score(estimate, reference, sample_rate))
         stoi_scores.append(stoi_score(estimate, reference, sample_rate))
-    scored = [value for value in pesq_scores if np.isfinite(value)]
-    return {
-        "metric/pesq": float(np.mean(scored)) if scored else float("nan"),
-        "metric/stoi": float(np.mean(stoi_scores)),
-    }
+    return {"metric/pesq": _finite_mean(pesq_scores), "metric/stoi": _finite_mean(stoi_scores)}
+
+
+def _finite_mean(values: list[float]) -> float:
+    scored = [value for value in values if np.isfinite(value)]
+    return float(np.mean(scored)) if scored else float("nan")
 
 
 @torch.no_grad()
