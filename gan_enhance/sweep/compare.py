@@ -37,8 +37,8 @@ def score_trial(run_dir: Path, dataset, out_sample_rate: int, metrics: list[str]
     """Per-item scores of a run's ``best`` generator on ``dataset`` (items ``{"x": (1, T_in), "y": (1, T)}``)."""
     import torch
 
+    from gan_enhance.checkpoint_io import find_checkpoint, generator_from_checkpoint
     from gan_enhance.evaluate.metrics import compute_metrics
-    from gan_enhance.export import find_checkpoint, generator_from_checkpoint
 
     generator, _ = generator_from_checkpoint(find_checkpoint(run_dir, "best"))
     rows = []

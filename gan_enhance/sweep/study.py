@@ -167,16 +167,19 @@ def _safe(url: str) -> str:
     return url
 
 
-def build_sampler(settings: SweepSettings):
+def build_sampler(settings: SweepSettings, offset: int = 0):
+    """The sampler, seeded with ``settings.seed + offset`` (workers joining a study pass their own
+    offset, so two that start together do not draw the same values)."""
     import optuna
 
+    seed = settings.seed + offset
     if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=settings.seed)
-    return optuna.samplers.TPESampler(seed=settings.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def build_pruner(settings: SweepSettings):
-    """The pruner, its schedule in training steps (the step numbers the trainer validates at)."""
+    """The pruner; its steps are training steps (the trainer reports at each validation step)."""
     import optuna
 
     if settings.pruner == "median":
@@ -231,7 +234,10 @@ def load_study(storage, name: str):
         )
     settings = SweepSettings(**stored)
     study = optuna.load_study(
-        study_name=name, storage=storage, sampler=build_sampler(settings), pruner=build_pruner(settings)
+        study_name=name,
+        storage=storage,
+        sampler=build_sampler(settings, offset=os.getpid()),
+        pruner=build_pruner(settings),
     )
     return study, settings
 
@@ -241,10 +247,3 @@ def _stored_settings(storage, name: str) -> dict[str, Any] | None:
         if study.study_name == name:
             return study.user_attrs.get(SETTINGS_ATTR)
     return None
-
-
-def finished_count(study) -> int:
-    """Trials that count towards the target: complete or pruned (failed ones are retried)."""
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
