@@ -141,6 +141,20 @@ def test_check_space_refuses_a_key_no_run_reads(corpus):
         check_space(parse_space({"Optimzer.lr": {"uniform": [1e-4, 1e-3]}}), base, "lr.yml")
 
 
+def test_the_objective_must_be_a_metric_validation_computes(corpus):
+    from gan_enhance.sweep.objective import check_base
+
+    base = tiny_base(corpus)
+    check_base(base, "mel/loss", "minimize")
+    check_base({**base, "Trainer.speech_metrics": True}, "metric/pesq", "maximize")
+    with pytest.raises(ConfigError, match=r"--metric metric/pesq --direction maximize: .*needs"):
+        check_base(base, "metric/pesq", "maximize")  # PESQ only with Trainer.speech_metrics
+    with pytest.raises(ConfigError, match=r"--direction minimize: Trainer.best_mode 'min' contradicts"):
+        check_base({**base, "Trainer.speech_metrics": True}, "metric/stoi", "minimize")
+    with pytest.raises(ConfigError, match=r"valid_every \(5\) exceeds Trainer.max_steps \(2\)"):
+        check_base({**base, "Trainer.valid_every": 5}, "mel/loss", "minimize")
+
+
 def test_shipped_space_fits_the_stage_configs():
     space = load_space(os.path.join(ROOT, "conf", "sweep", "lr.yml"))
     check_space(space, load_config(os.path.join(ROOT, "conf", "debug.yml")), "conf/sweep/lr.yml")

@@ -132,12 +132,12 @@ def _start(options, rest: list[str], storage, study_name: str):
     from gan_enhance.train.config import load_config, merge_config, parse_overrides
 
     base = merge_config(load_config(options.config), parse_overrides(rest))
-    check_base(base)
+    direction = default_direction(options.metric) if options.direction == "auto" else options.direction
+    check_base(base, options.metric, direction)
     space = load_space(options.space)
     check_space(space, base, options.space)
     with open(options.space, encoding="utf-8") as handle:
         raw_space = yaml.safe_load(handle)
-    direction = default_direction(options.metric) if options.direction == "auto" else options.direction
     settings = SweepSettings(
         base=base,
         space=raw_space,

@@ -47,9 +47,11 @@ def best_mode(direction: str) -> str:
     return "max" if direction == "maximize" else "min"
 
 
-def check_base(base: dict[str, Any]) -> None:
-    """A base config a sweep can use: it validates, and does so within the step budget."""
+def check_base(base: dict[str, Any], metric: str, direction: str) -> None:
+    """A base config a sweep can use: it validates within the step budget, and validation computes
+    ``metric`` (the trainer's own check of ``Trainer.best_metric``, which each trial sets to it)."""
     from gan_enhance.train.builders import read_experiment
+    from gan_enhance.train.preflight import check_validation_metrics
 
     trainer = read_experiment(base).trainer
     if trainer.valid_every <= 0:
@@ -59,6 +61,13 @@ def check_base(base: dict[str, Any]) -> None:
             f"Trainer.valid_every ({trainer.valid_every}) exceeds Trainer.max_steps ({trainer.max_steps}): "
             "a trial would never validate; lower valid_every or raise max_steps"
         )
+    scored = read_experiment(
+        {**base, "Trainer.best_metric": metric, "Trainer.best_mode": best_mode(direction)}
+    )
+    try:
+        check_validation_metrics(scored.trainer)
+    except ConfigError as error:
+        raise ConfigError(f"--metric {metric} --direction {direction}: {error}") from None
 
 
 def trial_config(settings: SweepSettings, overrides: dict[str, Any], sweep_dir: Path, name: str) -> dict:
