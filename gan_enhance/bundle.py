@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from gan_enhance.atomic import give_default_permissions
+from gan_enhance.devices import resolve_device
 from gan_enhance.errors import CheckpointError, ConfigError
 from gan_enhance.version import __version__
 
@@ -252,35 +253,6 @@ def _build(config: dict[str, Any], path: str) -> nn.Module:
         ) from None
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``device`` as a :class:`torch.device` this torch can use.
-
-    Raises
-    ------
-    ConfigError
-        One line, when ``device`` is not a device name or not available here (e.g. ``cuda`` on a CPU-only
-        torch, or ``cuda:3`` on a machine with two GPUs).
-    """
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ConfigError(
-            f"device {str(device)!r} is not a device name; use cpu, cuda or cuda:<index>"
-        ) from None
-    if resolved.type == "cuda":
-        if torch.version.cuda is None and torch.version.hip is None:
-            raise ConfigError(
-                f"device {str(device)!r}: this torch ({torch.__version__}) is built without CUDA; use cpu, "
-                "or install a CUDA build of torch"
-            )
-        count = torch.cuda.device_count()
-        if count == 0 or (resolved.index is not None and resolved.index >= count):
-            raise ConfigError(f"device {str(device)!r}: {count} CUDA GPU(s) visible to this process; use cpu")
-    elif resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device {str(device)!r} is not available on this machine; use cpu")
-    return resolved
-
-
 def _enhance(self: nn.Module, waveform, sample_rate: int, **options):
     """Enhance a waveform with this generator: ``(enhanced, rate)``.
 
@@ -332,8 +304,7 @@ def _from_bundle(model_dir: str) -> tuple[nn.Module, dict[str, Any]]:
 
 def _from_checkpoint(path: str, tag: str) -> tuple[nn.Module, dict[str, Any]]:
     """A training run's (or checkpoint's) generator, exported in memory like ``gan-enhance export``."""
-    # Only this path needs the checkpoint reader (and, through it, the training code that checks it).
-    from gan_enhance.export import find_checkpoint, generator_from_checkpoint
+    from gan_enhance.checkpoint_io import find_checkpoint, generator_from_checkpoint
 
     if os.path.isdir(path) and not any(
         os.path.exists(os.path.join(path, name)) for name in ("checkpoint.pt", "checkpoints")

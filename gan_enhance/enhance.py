@@ -30,7 +30,7 @@ from torch import nn
 
 from gan_enhance.atomic import atomic_path
 from gan_enhance.audio import AudioReader, truncation_error
-from gan_enhance.bundle import resolve_device
+from gan_enhance.devices import resolve_device
 from gan_enhance.errors import AudioFileError, CheckpointError, ConfigError
 
 # Streaming resampler quality (soxr's "very high quality" preset: passband to 95% of Nyquist, 175 dB).

@@ -24,105 +24,15 @@ from torch import nn
 from gan_enhance.bundle import (
     ONNX_FILE,
     TORCHSCRIPT_FILE,
-    generator_registry,
     staged_folder,
     write_bundle_files,
 )
+from gan_enhance.checkpoint_io import find_checkpoint, generator_from_checkpoint
 from gan_enhance.errors import CheckpointError
-from gan_enhance.version import __version__
 
-CHECKPOINT_FILE = "checkpoint.pt"
 # Largest |ONNX - PyTorch| or |TorchScript - PyTorch| accepted, on signals in [-1, 1].
 TOLERANCE = 1e-4
 ONNX_OPSET = 17
-# Prefixes that wrappers (DistributedDataParallel, torch.compile) add to state-dict keys.
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-def find_checkpoint(run_or_checkpoint: str | os.PathLike, tag: str = "best") -> str:
-    """Resolve a run folder + tag, a checkpoint folder, or a ``checkpoint.pt`` path to the file.
-
-    Raises
-    ------
-    CheckpointError
-        If nothing matches; the message lists the tags the run has.
-    """
-    path = os.fspath(run_or_checkpoint)
-    candidates = [
-        path,
-        os.path.join(path, CHECKPOINT_FILE),
-        os.path.join(path, "checkpoints", tag, CHECKPOINT_FILE),
-    ]
-    for candidate in candidates:
-        if os.path.isfile(candidate):
-            return candidate
-    if not os.path.exists(path):
-        raise CheckpointError(f"'{path}' does not exist; pass a run folder (runs/<name>) or a checkpoint.pt")
-    folder = os.path.join(path, "checkpoints")
-    tags = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-    known = (
-        f"; this run has tags: {', '.join(tags)}" if tags else "; no checkpoints/<tag>/checkpoint.pt found"
-    )
-    raise CheckpointError(f"no checkpoint for tag '{tag}' in '{path}'{known}")
-
-
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """Read and check a training checkpoint (``weights_only=True``, checksum) that records its generator."""
-    # The checkpoint format (and its checksum) belongs to the training code, imported only here: loading
-    # an exported bundle never reaches this module's checkpoint path.
-    from gan_enhance.train.checkpoint import load_checkpoint as load_training_checkpoint
-
-    checkpoint = load_training_checkpoint(path)
-    if "generator_config" not in checkpoint:
-        raise CheckpointError(f"'{path}' lacks 'generator_config'; is it a gan_enhance checkpoint?")
-    return checkpoint
-
-
-def _unwrap(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in _WRAPPER_PREFIXES:
-        if state and all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix) :]: value for key, value in state.items()}
-    return state
-
-
-def generator_from_checkpoint(path: str, prefer_ema: bool = True) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the generator of a training checkpoint.
-
-    Returns
-    -------
-    generator : Generator
-        With the EMA weights when the EMA holds an update and ``prefer_ema`` (else the trained weights), eval mode.
-    source : dict
-        Provenance for the bundle's ``config.json`` (checkpoint path, step, which weights, metrics).
-    """
-    checkpoint = load_checkpoint(path)
-    config = checkpoint["generator_config"]
-    if not isinstance(config, dict) or "name" not in config:
-        raise CheckpointError(f"'{path}': generator_config must be {{'name', 'kwargs'}}, got {config!r}")
-    registry = generator_registry()
-    try:
-        generator = registry.build(config["name"], **dict(config.get("kwargs") or {}))
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"'{path}': cannot rebuild generator {config['name']!r} ({error})") from None
-    from gan_enhance.train.checkpoint import eval_weights_key
-
-    weights = eval_weights_key(checkpoint, prefer_ema)
-    try:
-        generator.load_state_dict(_unwrap(checkpoint[weights]), strict=True)
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"'{path}': '{weights}' does not fit generator {config['name']!r} ({error})"
-        ) from None
-    metrics = checkpoint.get("metrics") or {}
-    source = {
-        "checkpoint": os.path.abspath(path),
-        "step": int(checkpoint.get("step", 0)),
-        "weights": weights,
-        "checkpoint_version": str(checkpoint.get("version", "")),
-        "exported_with": __version__,
-        "metrics": {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, torch.Tensor))},
-    }
-    return generator.eval(), source
 
 
 def check_lengths(model: nn.Module) -> list[int]:

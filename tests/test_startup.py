@@ -95,3 +95,24 @@ for command in [None, *available_commands()]:
     modules = _imported(code, str(tmp_path / "x"))
     assert "gan_enhance.cli.preprocess" in modules and "gan_enhance.cli.enhance" in modules
     assert _offending(modules, NOT_FOR_HELP) == []
+
+
+@pytest.mark.slow  # a fresh interpreter importing torch: about 2 s of CPU
+def test_loading_straight_from_a_training_checkpoint_imports_no_training_code(tmp_path):
+    import torch
+
+    generator = tiny_generator("unet1d")
+    checkpoint = tmp_path / "run" / "checkpoints" / "best" / "checkpoint.pt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save(
+        {"step": 3, "generator": generator.state_dict(), "generator_config": generator.build_config}, checkpoint
+    )
+    code = """
+import sys
+import gan_enhance
+model = gan_enhance.load_generator(sys.argv[1], tag="best")
+assert model.provenance["step"] == 3, model.provenance
+"""
+    modules = _imported(code, str(tmp_path / "run"))
+    assert "gan_enhance.checkpoint_io" in modules  # the check did read the checkpoint
+    assert _offending(modules, NOT_FOR_INFERENCE) == []

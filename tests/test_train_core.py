@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_train_step import clip_batch, tiny_config, tiny_state
 
+from gan_enhance.checkpoint_io import generator_from_checkpoint
 from gan_enhance.errors import CheckpointError
-from gan_enhance.export import generator_from_checkpoint
 from gan_enhance.train.builders import build_losses, read_experiment
 from gan_enhance.train.checkpoint import checkpoint_path, restore_state, save_checkpoint, state_payload
 from gan_enhance.train.distributed import DistInfo, unwrap

@@ -14,7 +14,6 @@ the newest checkpoint that loads and checks (:func:`load_resumable`).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
@@ -25,15 +24,20 @@ from typing import Any
 import torch
 
 from gan_enhance.atomic import atomic_path, remove_leftovers, write_bytes
+from gan_enhance.checkpoint_io import (  # noqa: F401 (eval_weights_key: re-exported for training code)
+    CHECKPOINT_FILE,
+    CHECKSUM_KEY,
+    eval_weights_key,
+    load_checkpoint,
+    payload_digest,
+)
 from gan_enhance.errors import CheckpointError, ConfigError, OutOfSpaceError
 from gan_enhance.train.distributed import unwrap
 from gan_enhance.train.precision import rng_state, set_rng_state
 from gan_enhance.train.state import State
 from gan_enhance.version import __version__
 
-CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_DIR = "checkpoints"
-CHECKSUM_KEY = "checksum"
 # The tag that keeps the last ``latest`` while a new one is written.
 PREVIOUS_TAG = "previous"
 log = logging.getLogger("gan_enhance.train")
@@ -95,44 +99,6 @@ def state_payload(
     return payload
 
 
-def eval_weights_key(payload: dict[str, Any], prefer_ema: bool = True) -> str:
-    """``"generator_ema"`` when the checkpoint has EMA weights holding at least one update and ``prefer_ema``,
-    else ``"generator"``: an EMA saved before ``EMA.start_step`` is only a copy of the initial weights.
-    (A checkpoint without an ``ema_updates`` count is taken at its word.)"""
-    if not prefer_ema or not payload.get("generator_ema"):
-        return "generator"
-    updates = payload.get("ema_updates")
-    return "generator" if updates is not None and int(updates) == 0 else "generator_ema"
-
-
-def payload_digest(payload: dict[str, Any]) -> str:
-    """SHA-256 of every key, tensor (dtype, shape, bytes) and plain value of ``payload`` but its checksum.
-
-    Computed on the objects, not the file, so it is the same for the payload in memory and as loaded.
-    """
-    digest = hashlib.sha256()
-    _feed(digest, {key: value for key, value in payload.items() if key != CHECKSUM_KEY})
-    return digest.hexdigest()
-
-
-def _feed(digest, value: Any) -> None:
-    if isinstance(value, torch.Tensor):
-        tensor = value.detach().cpu().contiguous()
-        digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
-    elif isinstance(value, dict):
-        digest.update(f"D{len(value)}".encode())
-        for key in sorted(value, key=repr):
-            digest.update(repr(key).encode())
-            _feed(digest, value[key])
-    elif isinstance(value, (list, tuple)):
-        digest.update(f"L{len(value)}".encode())
-        for element in value:
-            _feed(digest, element)
-    else:
-        digest.update(f"V{type(value).__name__}:{value!r}".encode())
-
-
 def save_checkpoint(payload: dict[str, Any], run_dir: str | Path, tags: list[str]) -> list[Path]:
     """Write ``payload`` (with its checksum) under each tag, each file via a temporary file and a rename.
 
@@ -172,44 +138,6 @@ def _keep_previous(latest: Path, previous: Path) -> None:
             os.link(latest, temporary)
         except OSError:
             shutil.copyfile(latest, temporary)
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint file (or a folder holding ``checkpoint.pt``) with ``weights_only=True`` on CPU.
-
-    Raises
-    ------
-    CheckpointError
-        Missing, unreadable, truncated, holding objects other than tensors and plain data (a file that
-        would run code when unpickled is refused before anything in it runs), not a gan_enhance
-        checkpoint, or corrupt (its checksum does not match its contents).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_FILE
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; check the run name or train without --resume")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for bad files (pickle, zip, EOF, runtime)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if "Weights only load failed" in str(error):
-            message = (
-                "it holds objects other than tensors and plain data, which could run code when loaded, "
-                "so it was refused; load only checkpoints you trust"
-            )
-        raise CheckpointError(f"{path} is not a readable training checkpoint: {message}") from None
-    if not isinstance(payload, dict) or "generator" not in payload or "step" not in payload:
-        raise CheckpointError(
-            f"{path} is not a gan_enhance training checkpoint (no 'generator'/'step' entries)"
-        )
-    # Checkpoints written before checksums existed have none; they load as before.
-    if CHECKSUM_KEY in payload and payload[CHECKSUM_KEY] != payload_digest(payload):
-        raise CheckpointError(
-            f"{path} is corrupt: its contents do not match its checksum (disk or copy error); "
-            "use another checkpoint of the run"
-        )
-    return payload
 
 
 def load_resumable(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
