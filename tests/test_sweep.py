@@ -162,7 +162,8 @@ def test_shipped_space_fits_the_stage_configs():
 
 def test_default_direction_and_storage_messages():
     assert default_direction("metric/pesq") == "maximize" and default_direction("mel/loss") == "minimize"
-    assert default_direction("dnsmos_ovrl") == "maximize"
+    assert default_direction("metric/mel_distance") == "minimize"
+    assert default_direction("metric/dnsmos_ovrl") == default_direction("metric/sisdr") == "maximize"
     with pytest.raises(ConfigError) as error:  # nothing listens on port 9: one line, no password in it
         open_storage("postgresql://user:secret@127.0.0.1:9/db")
     assert "postgresql://user:***@127.0.0.1:9/db" in str(error.value) and "secret" not in str(error.value)
@@ -215,6 +216,30 @@ def test_four_trials_prune_by_a_forced_schedule_and_report(corpus, tmp_path):
     from gan_enhance.train.builders import read_experiment
 
     assert read_experiment(best).lambdas["mel/loss"] == 0.5 and best["Trainer.best_metric"] == "total/loss"
+
+
+@pytest.mark.slow
+def test_cli_sweep_reports_and_a_rerun_resumes_the_study(corpus, tmp_path, capsys):
+    from gan_enhance.cli.sweep import main
+
+    base, space, out = tmp_path / "base.yml", tmp_path / "space.yml", tmp_path / "sweep"
+    base.write_text(yaml.safe_dump(tiny_base(corpus)))
+    space.write_text(f"{WEIGHT}: {{uniform: [0.5, 2.0]}}\n")
+    command = ["--args.load", str(base), "--space", str(space), "--out", str(out), "--compare-top", "0"]
+    assert main(command + ["--trials", "2", "--Trainer.max_steps", "1"]) == 0
+    assert "2 trial(s) ran here" in capsys.readouterr().out
+    assert main(command + ["--trials", "2", "--Trainer.max_steps", "1"]) == 0  # nothing left to do
+    assert "0 trial(s) ran here; the study has 2 trial(s)" in capsys.readouterr().out
+    assert main(command + ["--trials", "3", "--Trainer.max_steps", "1"]) == 0  # extended by one
+    assert "1 trial(s) ran here; the study has 3 trial(s)" in capsys.readouterr().out
+    (out / "summary.md").unlink()
+    assert main(["--out", str(out), "--report", "--compare-top", "0"]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "minimize `mel/loss`" in summary and "param lambdas.mel/loss" in summary
+    assert load_config(out / "best_config.yml")["Trainer.max_steps"] == 1
+    with pytest.raises(ConfigError, match="already exists with another search space"):
+        space.write_text(f"{WEIGHT}: {{uniform: [0.5, 3.0]}}\n")
+        main(command + ["--Trainer.max_steps", "1"])
 
 
 KILL_AT_STEP_2 = """

@@ -36,7 +36,7 @@ def build_parser():
     add("--storage", default="", help="Optuna storage URL (default sqlite:///<out>/study.db)")
     add("--metric", default="mel/loss", help="validation metric to optimise (mel/loss, metric/sisdr, ...)")
     add("--direction", default="auto", choices=["auto", "minimize", "maximize"],
-        help="auto: maximize metric/* and MOS, minimize losses")  # fmt: skip
+        help="auto: the metric's own (metric/pesq up, metric/mel_distance down), losses down")  # fmt: skip
     add("--trials", type=int, default=8, help="finished trials (complete or pruned) the study should reach")
     add("--pruner", default="median", choices=["median", "hyperband", "none"], help="stops trials behind")
     add("--startup-trials", type=int, default=2, help="median pruner: trials finished before any is pruned")

@@ -99,9 +99,15 @@ def stable_enough() -> Iterator[None]:
 
 
 def default_direction(metric: str) -> str:
-    """``maximize`` for quality metrics (``metric/sisdr``, ``metric/pesq``, ``metric/stoi``, DNSMOS),
-    ``minimize`` for losses and distances."""
-    return "maximize" if metric.startswith("metric/") or "mos" in metric.lower() else "minimize"
+    """``metric/<name>``: the direction ``gan-enhance evaluate`` declares for ``<name>`` (``maximize`` for
+    ``sisdr``, ``pesq``, ``stoi``, DNSMOS; ``minimize`` for ``mel_distance``, ``lsd``); losses:
+    ``minimize``."""
+    if metric.startswith("metric/"):
+        from gan_enhance.evaluate.metrics import LOWER, METRICS
+
+        spec = METRICS.get(metric.removeprefix("metric/"))
+        return "minimize" if spec is not None and spec.better == LOWER else "maximize"
+    return "maximize" if "mos" in metric.lower() else "minimize"
 
 
 def storage_url(sweep_dir: str | Path, url: str = "") -> str:
