@@ -48,7 +48,7 @@ class ArgbindHelpFormatter(argparse.RawTextHelpFormatter):
     """argbind's layout (its help lines kept as written), each config key followed by its default as YAML."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        from gan_enhance.cli._binding import REQUIRED, ConfigValue
+        from gan_enhance.train.binding import REQUIRED, ConfigValue
 
         text = action.help or ""
         if isinstance(action.type, ConfigValue) and text != argparse.SUPPRESS:
@@ -67,12 +67,12 @@ def _yaml_text(value: Any) -> str:
 def help_parser(prog: str, description: str) -> argparse.ArgumentParser:
     """argbind's generated parser of every config section (``--Trainer.max_steps`` ...), for ``--help``.
 
-    Built from :func:`gan_enhance.cli._binding.source_sections`, so printing it imports neither torch nor
+    Built from :func:`gan_enhance.train.binding.source_sections`, so printing it imports neither torch nor
     the models. It has argbind's ``--args.load``, ``--args.save`` and ``--args.debug`` too.
     """
     import argbind
 
-    from gan_enhance.cli._binding import GROUP, ConfigValue, bound_function, source_sections
+    from gan_enhance.train.binding import GROUP, ConfigValue, bound_function, source_sections
 
     for spec in source_sections():
         bound_function(spec)

@@ -1,28 +1,31 @@
 """Adversarial training: state, optimizers, schedules, EMA, the step, the loop, checkpoints and logs.
 
-The command-line entry (``gan-enhance train``) binds the config and calls :func:`run_training`.
+The command-line entry (``gan-enhance train``) binds the config and calls :func:`run_training`. The names
+below load on first use, so ``gan_enhance.train.binding`` (what ``train --help`` prints) imports no torch.
 """
 
-from gan_enhance.train.checkpoint import load_checkpoint, save_checkpoint
-from gan_enhance.train.loop import BatchStream, FitResult, Run, fit
-from gan_enhance.train.run import run_training
-from gan_enhance.train.state import LossSet, NonFiniteLossError, State, TrainerSettings
-from gan_enhance.train.step import train_step
-from gan_enhance.train.validate import save_samples, validate
+from importlib import import_module
 
-__all__ = [
-    "BatchStream",
-    "FitResult",
-    "LossSet",
-    "NonFiniteLossError",
-    "Run",
-    "State",
-    "TrainerSettings",
-    "fit",
-    "load_checkpoint",
-    "save_checkpoint",
-    "run_training",
-    "save_samples",
-    "train_step",
-    "validate",
-]
+_EXPORTS = {
+    "BatchStream": "loop",
+    "FitResult": "loop",
+    "LossSet": "state",
+    "NonFiniteLossError": "state",
+    "Run": "loop",
+    "State": "state",
+    "TrainerSettings": "state",
+    "fit": "loop",
+    "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "run_training": "run",
+    "save_samples": "validate",
+    "train_step": "step",
+    "validate": "validate",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,7 +1,7 @@
 """From a flat config dict to a checked :class:`Experiment`, and from that to a ``State`` and data.
 
 :func:`read_experiment` reads every section through its argbind-bound function
-(:class:`~gan_enhance.train.config.ConfigReader`, :mod:`gan_enhance.cli._binding`) and fails, naming every
+(:class:`~gan_enhance.train.config.ConfigReader`, :mod:`gan_enhance.train.binding`) and fails, naming every
 key nothing reads, before a single model is built; the sample rates are the two top-level keys
 ``in_sample_rate`` / ``out_sample_rate``, handed to every part that needs them.
 """
@@ -29,7 +29,7 @@ from gan_enhance.train.state import LossSet, State, TrainerSettings
 
 log = logging.getLogger("gan_enhance.train")
 
-RATE_KEYS = ("in_sample_rate", "out_sample_rate", "sample_rate")  # = gan_enhance.cli._binding.RATE_KEYS
+RATE_KEYS = ("in_sample_rate", "out_sample_rate", "sample_rate")  # = gan_enhance.train.binding.RATE_KEYS
 DEGRADATION_RESERVED = ("noise_dirs", "rir_dirs")  # set from Data.noise_dirs / Data.rir_dirs
 GENERATOR_LOSS_KEYS = ("adv/gen", "adv/feat")
 DISCRIMINATOR_LOSS_KEY = "adv/disc"

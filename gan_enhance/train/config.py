@@ -3,7 +3,7 @@
 Keys are argbind's, as in DAC's files: ``Trainer.max_steps``, ``HiFiPlusPlus.upsample_rates``,
 ``generator/Optimizer.lr`` (a scope: applies to the generator's optimizer only, over ``Optimizer.lr``).
 :class:`ConfigReader` hands each section's values over through the section's argbind-bound function
-(:mod:`gan_enhance.cli._binding`); this module is the layer on top of argbind 0.3.9 for what it lacks.
+(:mod:`gan_enhance.train.binding`); this module is the layer on top of argbind 0.3.9 for what it lacks.
 A file may start with ``$include: [other.yml, ...]`` (recursive; paths relative to the including file,
 then to the working directory; later files and the including file win) and ``$vars: {name: value}`` (a
 value written ``$name`` anywhere is replaced). Command-line values are read as YAML and every value is
@@ -300,7 +300,7 @@ class ConfigReader:
 
     Each :meth:`section` checks the keys under its prefix against the target's parameters, then takes the
     values from the section's argbind-bound function inside ``argbind.scope(config, scope)``
-    (:func:`gan_enhance.cli._binding.bound_values`) and checks them against the annotations.
+    (:func:`gan_enhance.train.binding.bound_values`) and checks them against the annotations.
 
     Parameters
     ----------
@@ -329,7 +329,7 @@ class ConfigReader:
         ``prefix`` "" reads the top-level keys (no dot). ``reserved`` names are set by the trainer in one
         place (the sample rates); writing them under the prefix is an error that says where they belong.
         """
-        from gan_enhance.cli._binding import SCOPES, bound_values, callable_spec
+        from gan_enhance.train.binding import SCOPES, bound_values, callable_spec
 
         parameters = parameters_of(target)
         head = f"{prefix}." if prefix else ""

@@ -42,7 +42,7 @@ def level_dbfs(wav: Tensor, sample_rate: int) -> tuple[np.ndarray, float]:
     signal = wav.detach().float().reshape(-1).cpu()
     n_fft = max(2 * round(sample_rate * WINDOW_SECONDS / 2), 16)
     hop = n_fft // HOP_FRACTION
-    window = torch.hann_window(n_fft)
+    window = torch.hann_window(n_fft, device=signal.device)  # the CPU copy: the figure is drawn there
     if signal.numel() < n_fft:
         signal = torch.nn.functional.pad(signal, (0, n_fft - signal.numel()))
     spectrum = torch.stft(signal, n_fft, hop, window=window, center=True, return_complex=True).abs()
