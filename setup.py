@@ -59,7 +59,9 @@ setup(
     extras_require={
         # selenium drives Debian's chromium for the listening-page test (.ci/install_browser.sh);
         # 4.52 needs a certifi the registry lacks here
-        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0"],
+        "test": ["pytest>=8", "ruff>=0.6", "selenium==4.51.0", "psycopg[binary]==3.3.9"],
+        # workers on several machines sharing one sweep study in PostgreSQL (gan-enhance sweep --storage)
+        "postgres": ["psycopg[binary]==3.3.9"],
         # onnxruntime (a base requirement, for DNSMOS) checks ONNX exports; the `onnx` package itself
         # needs protobuf >= 3.20, which audiotools' pin forbids, and torch's exporter works without it
         # (see gan_enhance/export.py)
