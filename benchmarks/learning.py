@@ -84,6 +84,9 @@ ARMS = {
         False,
         ("--Trainer.balancer", "true", "--lambdas.mel/loss", "0.75", "--lambdas.l1/loss", "0.25"),
     ),
+    # A gain floor of -20 dB: the mask cannot remove a bin, which bounds over-suppression of weak speech
+    # at low SNR (what costs STOI).
+    "reg-adamw-floor": ("adamw", False, ("--SpectralMaskGenerator.min_gain", "0.1")),
 }
 # The two questions, each asked on the test set by pairs (baseline arm, system arm): the baseline side's
 # name, the system side's name, and the pairs.
@@ -95,6 +98,7 @@ FACTORS = {
     ),
     "optimizer": ("AdamW", "Muon", [("reg-adamw", "reg-muon"), ("gan-adamw", "gan-muon")]),
     "regression loss": ("mel (L1 share ~1e-4)", "mel + L1 (3:1 shares)", [("reg-adamw", "reg-adamw-l1")]),
+    "mask gain floor": ("no floor", "-20 dB floor", [("reg-adamw", "reg-adamw-floor")]),
 }
 TOTAL_BUDGET_MINUTES = 45.0
 QUICK = {"minutes": 1.0, "test_items": 6, "val_items": 8, "valid_every": 10}
@@ -393,12 +397,14 @@ def conf_defaults() -> dict[str, str]:
     from gan_enhance.train.config import load_config
 
     base = load_config(ROOT / "conf" / "base.yml")
+    spectral = load_config(ROOT / "conf" / "generator" / "spectral.yml")
     return {
         "adversarial training": "regression + GAN" if base.get("discriminators") else "regression-only",
         "optimizer": "Muon" if base.get("Optimizer.kind") == "muon" else "AdamW",
         "regression loss": "mel + L1 (3:1 shares)"
         if base.get("Trainer.balancer")
         else "mel (L1 share ~1e-4)",
+        "mask gain floor": "-20 dB floor" if spectral.get("SpectralMaskGenerator.min_gain") else "no floor",
     }
 
 

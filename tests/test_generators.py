@@ -233,3 +233,23 @@ def test_tiny_model_overfits_one_clip_at_three_times_the_rate():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10
+
+
+def test_the_spectral_gain_floor_bounds_how_far_a_bin_is_turned_down():
+    torch.manual_seed(0)
+    settings = dict(TINY["spectral"])
+    generator = build_generator(
+        "spectral", in_sample_rate=16000, out_sample_rate=16000, min_gain=0.1, **settings
+    )
+    with torch.no_grad():
+        for name, parameter in generator.output.named_parameters():
+            if "original1" not in name:  # weight norm's magnitude (0: a zero weight) and the bias
+                parameter.zero_()
+        generator.output.bias.fill_(-30.0)  # every gain logit far below 0: the gain sits at its floor
+        x = 0.1 * torch.randn(1, 1, 16000)
+        y = generator(x)
+    # The rotation logits are -30 too: every bin turns by one fixed angle, which keeps its level.
+    ratio = y[..., 2000:-2000].norm() / x[..., 2000:-2000].norm()
+    assert ratio == pytest.approx(0.1, rel=0.05)
+    with pytest.raises(ValueError, match="min_gain"):
+        build_generator("spectral", min_gain=2.0, **settings)

@@ -40,6 +40,9 @@ class SpectralMaskGenerator(Generator):
         Initial residual-branch scale of the blocks.
     max_gain : float
         Largest magnitude gain (above 1 lets the model restore attenuated bands).
+    min_gain : float
+        Smallest magnitude gain (a gain floor, e.g. 0.1 = -20 dB: the mask cannot remove a bin entirely,
+        which bounds the damage of over-suppression to speech at low SNR; 0: no floor).
     log_floor : float
         Added to magnitudes before the log.
     init_std : float
@@ -58,13 +61,18 @@ class SpectralMaskGenerator(Generator):
         expansion: int = 2,
         layer_scale: float = 0.1,
         max_gain: float = 2.0,
+        min_gain: float = 0.0,
         log_floor: float = 1e-5,
         init_std: float = 0.02,
     ):
         super().__init__(in_sample_rate, out_sample_rate)
         self.analysis = FramedSTFT(n_fft, hop)
         self.synthesis = FramedSTFT(n_fft * self.ratio, hop * self.ratio)
-        self.max_gain, self.log_floor = max_gain, log_floor
+        if not 0.0 <= min_gain < max_gain:
+            raise ValueError(
+                f"spectral: need 0 <= min_gain < max_gain, got min_gain {min_gain}, max_gain {max_gain}"
+            )
+        self.max_gain, self.min_gain, self.log_floor = max_gain, min_gain, log_floor
         bins = self.analysis.bins
         self.extension_bins = self.synthesis.bins - bins
         self.input = WNConv1d(bins, channels, 1)
@@ -95,7 +103,8 @@ class SpectralMaskGenerator(Generator):
         cos = 1.0 + cos
         norm = magnitude(cos, sin).clamp_min(self.log_floor)
         # The same signal at ratio times the rate and FFT size has ratio times the bin values.
-        gain = self.max_gain * torch.sigmoid(gain_logit) * self.ratio / norm
+        gain = self.min_gain + (self.max_gain - self.min_gain) * torch.sigmoid(gain_logit)
+        gain = gain * self.ratio / norm
         out_real = gain * (real * cos - imag * sin)
         out_imag = gain * (real * sin + imag * cos)
         if self.extension_bins:
