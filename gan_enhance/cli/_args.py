@@ -17,6 +17,10 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+class DescriptionDefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, DefaultsHelpFormatter):
+    """:class:`DefaultsHelpFormatter` that keeps the description's and epilog's line breaks (tables, lists)."""
+
+
 def parser(command: str, description: str) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` whose usage and errors read ``gan-enhance <command> ...``."""
     return argparse.ArgumentParser(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 
+from gan_enhance.cli._args import DescriptionDefaultsHelpFormatter
 from gan_enhance.cli._args import parser as make_parser
 from gan_enhance.errors import ConfigError
 
@@ -25,10 +26,8 @@ example:
 
 
 def build_parser():
-    from gan_enhance.cli.evaluate import HelpFormatter
-
     parser = make_parser("compare", DESCRIPTION)
-    parser.formatter_class = HelpFormatter
+    parser.formatter_class = DescriptionDefaultsHelpFormatter
     parser.epilog = EPILOG
     parser.add_argument(
         "tables",

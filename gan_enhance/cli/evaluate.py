@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from gan_enhance.cli._args import DescriptionDefaultsHelpFormatter
 from gan_enhance.cli._args import parser as make_parser
 from gan_enhance.errors import ConfigError
 
@@ -44,24 +44,9 @@ quality plug-ins (--quality): utmos:PATH/model.pt, or NAME:PATH from --quality-m
 """
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Keeps the description's line breaks and appends "(default: X)" to options with a real default."""
-
-    def _get_help_string(self, action):
-        text, default = action.help or "", action.default
-        if (
-            "%(default)" in text
-            or default is None
-            or default is False
-            or default in ("", [], argparse.SUPPRESS)
-        ):
-            return text
-        return text + " (default: %(default)s)"
-
-
 def build_parser():
     parser = make_parser("evaluate", DESCRIPTION)
-    parser.formatter_class = HelpFormatter
+    parser.formatter_class = DescriptionDefaultsHelpFormatter
     parser.epilog = EPILOG
     inputs = parser.add_argument_group("what to score")
     inputs.add_argument(
