@@ -6,6 +6,9 @@ to a plain fp32 matmul's on the same threads.
         python benchmarks/generators.py --threads 2 --seconds 10 --repeats 3
 
 Variants: --variant "unet1d patching=8 channels=[64,128,256,512]" (repeatable; replaces the defaults list).
+Peers: a second table times DEMUCS, HiFi++, HiFi-GAN, BigVGAN and DAC from their own code when it has been
+fetched under --peers (default exp/peers, git-ignored; see benchmarks/peers.py), in the same interleaved
+loop, so both tables see the same load; --peer-seconds sets their input length.
 Each timing is the best of --repeats runs, with the backbones interleaved so that load from other
 processes spreads over all of them; on a shared machine run it twice and keep the better table. Besides
 wall-clock RTF the table gives "CPU RTF": audio seconds per (process CPU seconds / threads). It is less
@@ -17,12 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import torch
+from peers import load_peers  # benchmarks/, first on sys.path when this script runs
 
 from gan_enhance.models.generators import GENERATORS, build_generator
 from gan_enhance.models.inspect import inspect_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 RATES = [(16000, 16000), (16000, 48000)]
 
@@ -67,6 +74,14 @@ def main() -> None:
     arguments.add_argument("--repeats", type=int, default=3)
     arguments.add_argument("--device", default="cpu")
     arguments.add_argument("--variant", action="append", default=[])
+    arguments.add_argument(
+        "--peers",
+        default=os.path.join(ROOT, "exp", "peers"),
+        help="folder of the peers' code; 'none' skips them",
+    )
+    arguments.add_argument(
+        "--peer-seconds", type=float, default=0.0, help="peers' input length (default --seconds)"
+    )
     options = arguments.parse_args()
     torch.set_num_threads(options.threads)
     device = options.device
@@ -86,10 +101,16 @@ def main() -> None:
             }
     length = int(options.seconds * RATES[0][0])
     x = torch.randn(1, 1, length, device=device)
+    peers = [] if options.peers == "none" else load_peers(options.peers, device)
+    peer_seconds = options.peer_seconds or options.seconds
+    peer_inputs = [peer.make_input(peer_seconds).to(device) for peer in peers]
+    peer_times: list[dict[str, list[float]]] = [{"time": [], "cpu": []} for _ in peers]
     reference = 0.0
     with torch.inference_mode():
         for model in models.values():  # warm-up: allocator, kernels, first-call costs
             model(x[..., : length // 4])
+        for peer, inputs in zip(peers, peer_inputs, strict=True):
+            peer.call(peer.model, inputs[..., : inputs.shape[-1] // 4])
         for _ in range(options.repeats):
             for key, model in models.items():
                 synchronize(device)
@@ -98,6 +119,13 @@ def main() -> None:
                 synchronize(device)
                 rows[key]["time"].append(time.perf_counter() - start)
                 rows[key]["cpu"].append((time.process_time() - cpu_start) / options.threads)
+            for peer, inputs, times in zip(peers, peer_inputs, peer_times, strict=True):
+                synchronize(device)
+                start, cpu_start = time.perf_counter(), time.process_time()
+                peer.call(peer.model, inputs)
+                synchronize(device)
+                times["time"].append(time.perf_counter() - start)
+                times["cpu"].append((time.process_time() - cpu_start) / options.threads)
             # The reference is interleaved with the models too, so that it sees the same load.
             reference = max(reference, matmul_gflops(device, repeats=1))
 
@@ -120,6 +148,16 @@ def main() -> None:
             f"| {label} | {low['params'] / 1e6:.2f} M | {low['macs'] / 1e9:.3f} | {rtf_low:.1f}x | {rtf_high:.1f}x "
             f"| {cpu_low:.1f}x | {cpu_high:.1f}x | {achieved:.1f} | {100 * achieved / reference:.0f}% |"
         )
+
+    if peers:
+        print(f"\npeers: their own code, random weights, weight norm removed, {peer_seconds:g} s of audio\n")
+        print("| peer | params | rates (Hz) | RTF | CPU RTF |\n|---|---|---|---|---|")
+        for peer, times in zip(peers, peer_times, strict=True):
+            params = sum(p.numel() for p in peer.model.parameters())
+            print(
+                f"| {peer.label} | {params / 1e6:.2f} M | {peer.in_rate} -> {peer.out_rate} "
+                f"| {peer_seconds / min(times['time']):.2f}x | {peer_seconds / min(times['cpu']):.2f}x |"
+            )
 
 
 if __name__ == "__main__":

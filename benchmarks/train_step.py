@@ -38,6 +38,7 @@ import tempfile
 import time
 
 import torch
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -99,6 +100,8 @@ def experiment_for(name: str, args, variant: dict, corpus: str, wavlm: str):
     """The config ``name`` with the benchmark's batch, segment, data and ``variant`` settings."""
     path, rate = CONFIGS[name]
     config = load_config(os.path.join(ROOT, path))
+    if not variant.get("dac"):
+        config = merge_config(config, args.overrides)
     if variant.get("dac"):
         config = merge_config(config, load_config(os.path.join(ROOT, "conf/generator/dac.yml")))
         config = merge_config(config, DAC_EQUIVALENT)
@@ -187,6 +190,20 @@ def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, floa
         generator(x).square().mean().backward()
 
     rows = [("generator forward + backward", timed(generator_pass, device, args.steps))]
+    if name != "demo":
+        dac = experiment_for(name, args, {**variant, "optimizer": "adamw", "dac": True}, corpus, wavlm)
+        dac_generator = build_state(dac, DistInfo(device=device)).generator
+
+        def dac_generator_pass():
+            dac_generator.zero_grad(set_to_none=True)
+            dac_generator(x).square().mean().backward()
+
+        rows.append(
+            (
+                "DAC-equivalent: dac generator forward + backward",
+                timed(dac_generator_pass, device, args.steps),
+            )
+        )
     with torch.no_grad():
         y_hat = generator(x)
     families = unwrap(state.discriminator).families
@@ -239,7 +256,20 @@ def main() -> None:
     parser.add_argument("--both-optimizers", action="store_true", help="also time the other optimizer")
     parser.add_argument("--no-dac", action="store_true", help="leave out the DAC-equivalent rows")
     parser.add_argument("--no-components", action="store_true", help="leave out the component table")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for our rows (YAML values), e.g. 'discriminators=[mpd, mbd]'",
+    )
     args = parser.parse_args()
+    args.overrides = {}
+    for setting in args.set:
+        key, equals, value = setting.partition("=")
+        if not equals:
+            parser.error(f"--set {setting!r}: use KEY=VALUE")
+        args.overrides[key] = yaml.safe_load(value)
     torch.set_num_threads(args.threads)
     numerics = [{"precision": "fp32", "compile": False}]
     if args.device == "cuda":
@@ -258,6 +288,8 @@ def main() -> None:
             f"device {args.device}, {args.threads} threads, batch {args.batch_size} x {args.segment_seconds} s, "
             f"{args.workers} workers, "
         )
+        if args.overrides:
+            print(f"our rows with {args.overrides}")
         print(f"{args.steps} measured steps after {args.warmup} warm-up; milliseconds per step\n")
         print("| config | step | G optimizer | precision | compile | " + " | ".join(HEADERS) + " |")
         print("|---" * (5 + len(HEADERS)) + "|")

@@ -239,3 +239,29 @@ def test_audiotools_transforms_work_as_seeded_steps(speech):
         Audiotools("BackgroundNoise")
     with pytest.raises(ConfigError, match="JSON"):
         Audiotools("LowPass", "{cutoff")
+
+
+def test_synthetic_share_beside_noise_folders(tmp_path, speech):
+    # A low hum recording; synthetic_prob sends that share of the items to coloured noise instead.
+    hum = (0.05 * np.sin(2 * np.pi * 60 * np.arange(SR) / SR)).astype(np.float32)
+    write_audio(tmp_path / "noise" / "hum.wav", hum, SR)
+    folders = [str(tmp_path / "noise")]
+    states = [np.random.RandomState(seed) for seed in range(400)]
+    mixed = AddNoise(noise_dirs=folders, synthetic_prob=0.25)
+    share = np.mean([mixed.instantiate(state, SR)["file"] == -1 for state in states])
+    assert 0.18 < share < 0.32
+    # Default 0: every item uses a recording, and the draws (hence seeded pairs) are as before.
+    plain = AddNoise(noise_dirs=folders)
+    assert all(plain.instantiate(np.random.RandomState(seed), SR)["file"] == 0 for seed in range(50))
+    first, second = np.random.RandomState(7), np.random.RandomState(7)
+    plain.instantiate(first, SR)
+    AddNoise(noise_dirs=folders, synthetic_prob=0.0).instantiate(second, SR)
+    assert first.uniform() == second.uniform()
+    # A synthetic item is broadband noise at the asked SNR, not the hum.
+    params = {**mixed.instantiate(np.random.RandomState(0), SR), "file": -1, "color": "white", "snr_db": 5.0}
+    noisy = mixed.apply(speech, SR, params)
+    assert abs(snr_db(speech, noisy) - 5.0) < 0.5
+    residual = np.abs(np.fft.rfft(noisy - speech)) ** 2
+    assert residual[SR // 4 :].sum() > 0.3 * residual.sum()
+    with pytest.raises(ConfigError, match="synthetic_prob"):
+        AddNoise(synthetic_prob=1.5)

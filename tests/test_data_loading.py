@@ -193,3 +193,22 @@ def test_preprocess_command_writes_shards(clean_dir, tmp_path, capsys):
     assert sample_rate == 48000 and x.shape[1] > 0
     assert main(["preprocess", "--clean", str(tmp_path / "none"), "--output", str(out), "--items", "1"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_preprocess_speed_perturbs_the_clean_side(tmp_path):
+    # A 500 Hz tone written as shards at --speed 1.2 1.2: every clean segment is the tone at 600 Hz.
+    from gan_enhance.cli import main
+
+    tone = (0.3 * np.sin(2 * np.pi * 500.0 * np.arange(32000) / 16000)).astype(np.float32)
+    write_audio(tmp_path / "clean" / "tone.wav", tone, 16000)
+    out = tmp_path / "shards"
+    code = main(
+        ["preprocess", "--clean", str(tmp_path / "clean"), "--task", "denoise", "--output", str(out),
+         "--items", "2", "--segment-seconds", "0.5", "--speed", "1.2", "1.2"]
+    )  # fmt: skip
+    assert code == 0
+    shards = ShardDataset(str(out))
+    assert len(shards) == 2
+    for index in range(len(shards)):
+        y = shards[index]["y"].reshape(-1).numpy()
+        assert abs(np.argmax(np.abs(np.fft.rfft(y * np.hanning(y.size)))) * 16000 / y.size - 600.0) < 10.0

@@ -166,3 +166,23 @@ def test_espeak_sentences_are_reproducible_speech():
     wav = espeak_sentence(seed=4, sample_rate=SR)
     assert np.array_equal(wav, espeak_sentence(seed=4, sample_rate=SR))
     assert wav.size > SR and np.max(np.abs(wav)) == pytest.approx(0.5)
+
+
+def test_speed_perturbation_moves_pitch_by_the_drawn_factor(tmp_path):
+    # A 440 Hz tone read 1.25x faster plays at 550 Hz; [1, 1] (the default) leaves it at 440 Hz.
+    tone = (0.3 * np.sin(2 * np.pi * 440.0 * np.arange(3 * SR) / SR)).astype(np.float32)
+    write_audio(tmp_path / "tone" / "a.wav", tone, SR)
+
+    def peak_hz(source: CleanSource, seed: int) -> float:
+        wav = source.excerpt(np.random.RandomState(seed), SR, SR)
+        assert wav.shape == (SR,)
+        return float(np.argmax(np.abs(np.fft.rfft(wav * np.hanning(SR)))))  # 1 Hz bins
+
+    fast = CleanSource([str(tmp_path / "tone")], speed=[1.25, 1.25])
+    assert abs(peak_hz(fast, 0) - 550.0) <= 2.0
+    assert peak_hz(CleanSource([str(tmp_path / "tone")]), 0) == pytest.approx(440.0, abs=1.0)
+    ranged = CleanSource([str(tmp_path / "tone")], speed=[0.9, 1.1])
+    peaks = [peak_hz(ranged, seed) for seed in range(12)]
+    assert 0.9 * 440 - 3 <= min(peaks) < max(peaks) <= 1.1 * 440 + 3 and len(set(peaks)) > 4
+    with pytest.raises(DataError, match="CleanSource.speed"):
+        CleanSource([str(tmp_path / "tone")], speed=[1.1, 0.9])

@@ -281,3 +281,32 @@ def test_a_quality_metric_can_pick_best():
         )
     )
     check_run(experiment, load_models=False)
+
+
+def test_speed_perturbation_reaches_training_items_only(tmp_path):
+    # CleanSource.speed from the config: training excerpts of a 500 Hz tone come out at 1.2x its pitch,
+    # validation's at the recorded pitch.
+    speech = tmp_path / "speech"
+    speech.mkdir()
+    soundfile.write(speech / "tone.wav", 0.3 * np.sin(2 * np.pi * 500.0 * np.arange(32000) / 16000), 16000)
+    config = tiny_config(
+        **{
+            "Data.train_sources": [str(speech)],
+            "Data.val_sources": [str(speech)],
+            "Data.val_items": 1,
+            "Data.epoch_items": 1,
+            "CleanSource.speed": [1.2, 1.2],
+            "task": "denoise",
+            "AddNoise.prob": 0.0,
+            "Gain.prob": 0.0,
+            "runs_dir": str(tmp_path / "runs"),
+        }
+    )
+    train, val = build_datasets(read_experiment(config).data, DistInfo())
+
+    def peak_hz(item) -> float:
+        y = item["y"].reshape(-1).numpy()
+        return float(np.argmax(np.abs(np.fft.rfft(y * np.hanning(y.size))))) * 16000 / y.size
+
+    assert abs(peak_hz(train[0]) - 600.0) < 10.0
+    assert abs(peak_hz(val[0]) - 500.0) < 10.0

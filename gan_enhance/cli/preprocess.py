@@ -43,6 +43,15 @@ def build_parser():
         default=0.0,
         help="skip clean files shorter than this (s); 0: the segment length",
     )
+    p.add_argument(
+        "--speed",
+        nargs=2,
+        type=float,
+        default=[1.0, 1.0],
+        metavar=("MIN", "MAX"),
+        help="speed-perturb the clean audio by a factor drawn in [MIN, MAX] (training's CleanSource.speed; "
+        "conf/base.yml trains 16 kHz models with 0.9 1.1)",
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pairs")
     p.add_argument("--items-per-shard", type=int, default=1000, help="pairs per shard file")
     p.add_argument(
@@ -78,7 +87,7 @@ def main(argv: list[str]) -> int:
     segment = max(step, round(args.segment_seconds * task.out_sample_rate / step) * step)
     # Files shorter than a segment would give zero-padded pairs; skip them unless asked otherwise.
     min_duration = args.min_duration or segment / task.out_sample_rate
-    source = CleanSource(args.clean, args.weights, min_duration=min_duration)
+    source = CleanSource(args.clean, args.weights, min_duration=min_duration, speed=args.speed)
     dataset = DegradedDataset(
         source, task.degradation, task.in_sample_rate, task.out_sample_rate, segment, args.items, args.seed
     )

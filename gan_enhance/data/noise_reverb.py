@@ -88,7 +88,11 @@ class AddNoise(Degradation):
     noise_dirs : list[str]
         Folders (searched recursively) of noise recordings. Empty: synthetic coloured noise.
     colors : list[str]
-        Synthetic noise colours to pick from when no folders are given: white, pink, brown, blue.
+        Synthetic noise colours to pick from (white, pink, brown, blue): for every item when no folders
+        are given, else for a ``synthetic_prob`` share of them.
+    synthetic_prob : float
+        With folders given, the share of noisy items that get synthetic coloured noise instead of a
+        recording: broadens a small noise collection (a few files cover few spectra).
     cache_seconds : float
         Decoded noise kept in memory per worker (seconds at the working rate).
     prob : float
@@ -102,8 +106,12 @@ class AddNoise(Degradation):
         colors: list[str] = ["white", "pink", "brown"],  # noqa: B006
         cache_seconds: float = 1800.0,
         prob: float = 1.0,
+        synthetic_prob: float = 0.0,
     ):
         super().__init__(prob)
+        if not 0.0 <= synthetic_prob <= 1.0:
+            raise ConfigError(f"AddNoise.synthetic_prob: {synthetic_prob} is not a probability; use 0-1")
+        self.synthetic_prob = synthetic_prob
         self.snr_db = check_range("AddNoise.snr_db", snr_db)
         self.files = _usable_files(list(noise_dirs), "noise")
         unknown = sorted(set(colors) - set(NOISE_COLORS))
@@ -114,13 +122,17 @@ class AddNoise(Degradation):
         self._cache: dict[int, _DecodedCache] = {}
 
     def sample(self, state: np.random.RandomState, sample_rate: int) -> Params:
-        return {
+        params = {
             "snr_db": uniform(state, self.snr_db),
             "file": int(state.randint(len(self.files))) if self.files else -1,
             "color": self.colors[int(state.randint(len(self.colors)))],
             "position": float(state.uniform()),
             "seed": int(state.randint(2**31 - 1)),
         }
+        # Drawn only when asked for, so the random stream (and every seeded pair) is unchanged at 0.
+        if self.files and self.synthetic_prob > 0 and state.uniform() < self.synthetic_prob:
+            params["file"] = -1
+        return params
 
     def noise(self, length: int, sample_rate: int, params: Params) -> np.ndarray:
         """The noise for one item, ``(length,)``, before scaling."""

@@ -181,6 +181,11 @@ class CleanSource:
         Excerpts are scaled so their active level is this (dB FS); 0 disables normalisation.
     max_peak : float
         Excerpts whose peak exceeds this after normalisation are scaled down to it.
+    speed : list[float]
+        [min, max] speed factor drawn per excerpt (Kaldi-style speed perturbation: tempo, pitch and
+        formants move together, as if another voice read it): the excerpt is read at ``rate / factor``
+        (rounded to 100 Hz) and used at ``rate``. ``[1, 1]`` leaves the audio as recorded. Training
+        reads it; validation always gets the audio as recorded.
     """
 
     def __init__(
@@ -192,7 +197,11 @@ class CleanSource:
         tries: int = 8,
         target_level_db: float = -26.0,
         max_peak: float = 0.99,
+        speed: list[float] = [1.0, 1.0],  # noqa: B006
     ):
+        if len(speed) != 2 or not 0.5 <= speed[0] <= speed[1] <= 2.0:
+            raise DataError(f"CleanSource.speed: {list(speed)} is not a [min, max] range within 0.5-2")
+        self.speed = (float(speed[0]), float(speed[1]))
         if not sources:
             raise DataError("no clean-audio sources given; pass folders or manifests")
         weights = list(weights) or [1.0] * len(sources)
@@ -265,7 +274,13 @@ class CleanSource:
         Unreadable files met here (a manifest can name a broken file without indexing opening it) are
         reported once and avoided from then on.
         """
-        seconds = length / sample_rate
+        # Speed perturbation: ``length`` samples read at ``read_rate`` play ``sample_rate / read_rate``
+        # times faster. The factor is drawn only when asked for, so seeded items are otherwise unchanged.
+        read_rate = sample_rate
+        if self.speed != (1.0, 1.0):
+            factor = state.uniform(*self.speed)
+            read_rate = max(100, int(round(sample_rate / factor / 100.0)) * 100)
+        seconds = length / read_rate
         best, best_level, reads = None, -np.inf, 0
         # Bounded: a few more draws than ``tries`` are allowed for files found unreadable on the way.
         for _ in range(self.tries * 4):
@@ -276,7 +291,7 @@ class CleanSource:
             if entry.path in self._bad:
                 continue
             try:
-                wav = self.read(entry, start, seconds, sample_rate)
+                wav = self.read(entry, start, seconds, read_rate)[:length]
             except AudioFileError as error:
                 self._bad.add(entry.path)
                 self._new_failures.append(str(error))

@@ -179,7 +179,10 @@ def _dataset(spec: DataSpec, split: str, segment: int, items: int, seed: int) ->
     if getattr(settings, f"{split}_paired"):
         degraded_dir, clean_dir = getattr(settings, f"{split}_paired")
         return PairedDataset(degraded_dir, clean_dir, *rates, segment_samples=segment, seed=seed)
-    source = CleanSource(getattr(settings, f"{split}_sources"), **spec.source_settings)
+    source_settings = dict(spec.source_settings)
+    if split != "train":  # validation measures the audio as recorded
+        source_settings.pop("speed", None)
+    source = CleanSource(getattr(settings, f"{split}_sources"), **source_settings)
     task = build_task(
         spec.task,
         noise_dirs=settings.noise_dirs,
