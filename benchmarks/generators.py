@@ -65,6 +65,17 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def record(times: dict[str, list[float]], call, device: str, threads: int) -> None:
+    """Run ``call()`` once; append its wall time to ``times["time"]`` and its CPU time per thread to
+    ``times["cpu"]``."""
+    synchronize(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    call()
+    synchronize(device)
+    times["time"].append(time.perf_counter() - start)
+    times["cpu"].append((time.process_time() - cpu_start) / threads)
+
+
 def main() -> None:
     arguments = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,7 +91,10 @@ def main() -> None:
         help="folder of the peers' code; 'none' skips them",
     )
     arguments.add_argument(
-        "--peer-seconds", type=float, default=0.0, help="peers' input length (default --seconds)"
+        "--peer-seconds",
+        type=float,
+        default=0.0,
+        help="peers' input length (default --seconds; HiFi++ needs at least 2 s)",
     )
     options = arguments.parse_args()
     torch.set_num_threads(options.threads)
@@ -113,19 +127,14 @@ def main() -> None:
             peer.call(peer.model, inputs[..., : inputs.shape[-1] // 4])
         for _ in range(options.repeats):
             for key, model in models.items():
-                synchronize(device)
-                start, cpu_start = time.perf_counter(), time.process_time()
-                model(x)
-                synchronize(device)
-                rows[key]["time"].append(time.perf_counter() - start)
-                rows[key]["cpu"].append((time.process_time() - cpu_start) / options.threads)
+                record(rows[key], lambda model=model: model(x), device, options.threads)
             for peer, inputs, times in zip(peers, peer_inputs, peer_times, strict=True):
-                synchronize(device)
-                start, cpu_start = time.perf_counter(), time.process_time()
-                peer.call(peer.model, inputs)
-                synchronize(device)
-                times["time"].append(time.perf_counter() - start)
-                times["cpu"].append((time.process_time() - cpu_start) / options.threads)
+                record(
+                    times,
+                    lambda peer=peer, inputs=inputs: peer.call(peer.model, inputs),
+                    device,
+                    options.threads,
+                )
             # The reference is interleaved with the models too, so that it sees the same load.
             reference = max(reference, matmul_gflops(device, repeats=1))
 

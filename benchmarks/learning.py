@@ -443,12 +443,11 @@ def differences(rows: list[dict]) -> str:
 
 def conf_defaults() -> dict[str, str]:
     """conf/base.yml's side of each question."""
+    from gan_enhance.data.presets import PRESETS
     from gan_enhance.train.config import load_config
 
     base = load_config(ROOT / "conf" / "base.yml")
     spectral = load_config(ROOT / "conf" / "generator" / "spectral.yml")
-    from gan_enhance.data.presets import PRESETS
-
     # The training chain's AddNoise settings: the preset's, then conf/task/restoration.yml's overrides.
     noise = dict(PRESETS["restoration"]["steps"])["AddNoise"]
     task = load_config(ROOT / "conf" / "task" / "restoration.yml")

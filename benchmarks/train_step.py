@@ -38,7 +38,6 @@ import tempfile
 import time
 
 import torch
-import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -48,7 +47,7 @@ from gan_enhance._compat import patch  # noqa: E402
 patch()
 
 from gan_enhance.train.builders import build_state, read_experiment  # noqa: E402
-from gan_enhance.train.config import load_config, merge_config  # noqa: E402
+from gan_enhance.train.config import load_config, merge_config, parse_overrides  # noqa: E402
 from gan_enhance.train.data import build_loaders  # noqa: E402
 from gan_enhance.train.distributed import DistInfo, unwrap  # noqa: E402
 from gan_enhance.train.loop import BatchStream  # noqa: E402
@@ -100,11 +99,11 @@ def experiment_for(name: str, args, variant: dict, corpus: str, wavlm: str):
     """The config ``name`` with the benchmark's batch, segment, data and ``variant`` settings."""
     path, rate = CONFIGS[name]
     config = load_config(os.path.join(ROOT, path))
-    if not variant.get("dac"):
-        config = merge_config(config, args.overrides)
     if variant.get("dac"):
         config = merge_config(config, load_config(os.path.join(ROOT, "conf/generator/dac.yml")))
         config = merge_config(config, DAC_EQUIVALENT)
+    else:
+        config = merge_config(config, args.overrides)
     overrides = {
         "WavLMFeatureLoss.model": wavlm,
         "FineTune.checkpoint": "",
@@ -264,12 +263,8 @@ def main() -> None:
         help="config overrides for our rows (YAML values), e.g. 'discriminators=[mpd, mbd]'",
     )
     args = parser.parse_args()
-    args.overrides = {}
-    for setting in args.set:
-        key, equals, value = setting.partition("=")
-        if not equals:
-            parser.error(f"--set {setting!r}: use KEY=VALUE")
-        args.overrides[key] = yaml.safe_load(value)
+    # The trainer's own override reader: "KEY=VALUE" is its "--KEY=VALUE", the value read as YAML.
+    args.overrides = parse_overrides([f"--{setting}" for setting in args.set])
     torch.set_num_threads(args.threads)
     numerics = [{"precision": "fp32", "compile": False}]
     if args.device == "cuda":

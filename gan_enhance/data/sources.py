@@ -291,7 +291,7 @@ class CleanSource:
             if entry.path in self._bad:
                 continue
             try:
-                wav = self.read(entry, start, seconds, read_rate)[:length]
+                wav = self.read(entry, start, seconds, read_rate)  # length samples
             except AudioFileError as error:
                 self._bad.add(entry.path)
                 self._new_failures.append(str(error))
