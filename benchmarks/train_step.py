@@ -14,7 +14,9 @@ mel loss and DAC's AdamW; no MS-STFT family, no WavLM, no L1.
 A second table splits the adversarial step into components, each timed alone on the same batch: the
 generator forward+backward, every discriminator family (its update: real + fake forward and backward into
 its weights; its share of the generator step: forward of the real half, forward and backward of the
-generated half into the generator) and every reconstruction loss (forward + backward into the output).
+generated half into the generator) and every reconstruction loss (forward + backward into the output),
+with the GFLOP of each part and the rate it runs at (how much work there is, apart from how well the
+hardware does it).
 
 The models are the configs' own (default HiFi++, MPD + MS-STFT + multi-band discriminators, mel + L1 +
 WavLM losses); only the batch and segment are small. WavLM is a random model with WavLM-Large's conv
@@ -25,7 +27,10 @@ through the real loader (``--workers`` processes; 0 puts the degradation cost in
 Prints a markdown table of milliseconds per step: data wait, generator forward, generator backward,
 discriminator forward+backward, losses (reconstruction + adversarial forward in the generator step),
 optimizer (unscale, clip, step, EMA for both sides), the rest, the total, and seconds of training audio
-per wall second.
+per wall second; then the share of the step spent waiting for data (near 0: the loader keeps up), the
+step's matmul and convolution GFLOP (counted once by ``torch.utils.flop_counter``), the TFLOP/s that
+achieves, MFU against the device's dense bf16 peak (known GPUs, or ``--peak-tflops``) and, on CUDA, the
+peak allocated memory.
 """
 
 from __future__ import annotations
@@ -57,6 +62,11 @@ from gan_enhance.train.step import train_step  # noqa: E402
 
 PHASES = ("data", "gen_forward", "gen_backward", "disc_forward_backward", "losses", "optimizer")
 HEADERS = ("data", "G fwd", "G bwd", "D fwd+bwd", "losses", "optim", "other", "total", "audio s/s")
+EXTRA_HEADERS = ("data share", "GFLOP/step", "TFLOP/s", "MFU", "peak GiB")
+FLOPS: dict[tuple, float] = {}  # GFLOP per step by (config, adversarial, optimizer, DAC-equivalent)
+# Dense bf16 tensor-core peaks (TFLOP/s) by device-name fragment, the usual MFU denominator; --peak-tflops
+# overrides (and is the only way to get MFU on other devices or the CPU).
+PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
 CONFIGS = {
     "demo": ("recipes/demo/conf/stage1.yml", 16000),
     "stage1_16k": ("conf/stage1_16k.yml", 16000),
@@ -131,6 +141,8 @@ def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str
     state.phase_timer = PhaseTimer(device)
     train, _ = build_loaders(experiment.data, args.batch_size, args.workers, DistInfo(device=device))
     batches = BatchStream(train)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     totals: dict[str, float] = {}
     for step in range(args.warmup + args.steps):
         started = time.perf_counter()
@@ -150,12 +162,44 @@ def measure(name: str, args, variant: dict, corpus: str, wavlm: str) -> dict[str
     means = {key: 1000 * value / args.steps for key, value in totals.items()}
     means["other"] = means["total"] - sum(means.get(key, 0.0) for key in PHASES)
     means["audio s/s"] = args.batch_size * args.segment_seconds / (means["total"] / 1000)
+    means["peak GiB"] = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else math.nan
+    # The same step's operations whatever the precision or compilation: counted once, eagerly (the
+    # numerics list starts with fp32 uncompiled).
+    key = (name, variant["adversarial"], variant["optimizer"], bool(variant.get("dac")))
+    if key not in FLOPS:
+        batch = next(batches)
+        FLOPS[key] = gflop(lambda: train_step(state, batch))  # one more step of the same state
+    means["GFLOP/step"] = FLOPS[key]
     return means
 
 
-def timed(function, device: torch.device, repeats: int) -> float:
-    """Fastest of ``repeats`` calls of ``function()``, in milliseconds (after one unmeasured call)."""
-    function()
+def gflop(function) -> float:
+    """GFLOP of one call of ``function()``: matmuls and convolutions, forward and backward, as counted by
+    ``torch.utils.flop_counter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        function()
+    return counter.get_total_flops() / 1e9
+
+
+def peak_tflops(args) -> float:
+    """The device's peak for MFU: ``--peak-tflops``, else the table's entry for a known GPU, else NaN."""
+    if args.peak_tflops:
+        return args.peak_tflops
+    if args.device == "cuda":
+        name = torch.cuda.get_device_name()
+        for fragment, tflops in PEAK_TFLOPS.items():
+            if fragment in name:
+                return tflops
+    return math.nan
+
+
+def timed(function, device: torch.device, repeats: int) -> tuple[float, float]:
+    """Fastest of ``repeats`` calls of ``function()`` in milliseconds, and the GFLOP of one call (counted
+    on a first, unmeasured call)."""
+    operations = gflop(function)
     best = math.inf
     for _ in range(repeats):
         if device.type == "cuda":
@@ -165,11 +209,11 @@ def timed(function, device: torch.device, repeats: int) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - started)
-    return 1000 * best
+    return 1000 * best, operations
 
 
-def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, float]]:
-    """Milliseconds of each part of an adversarial step of config ``name``, each timed alone."""
+def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, float, float]]:
+    """Milliseconds and GFLOP of each part of an adversarial step of config ``name``, each timed alone."""
     variant = {
         "precision": "fp32",
         "compile": False,
@@ -188,7 +232,7 @@ def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, floa
         generator.zero_grad(set_to_none=True)
         generator(x).square().mean().backward()
 
-    rows = [("generator forward + backward", timed(generator_pass, device, args.steps))]
+    rows = [("generator forward + backward", *timed(generator_pass, device, args.steps))]
     if name != "demo":
         dac = experiment_for(name, args, {**variant, "optimizer": "adamw", "dac": True}, corpus, wavlm)
         dac_generator = build_state(dac, DistInfo(device=device)).generator
@@ -200,7 +244,7 @@ def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, floa
         rows.append(
             (
                 "DAC-equivalent: dac generator forward + backward",
-                timed(dac_generator_pass, device, args.steps),
+                *timed(dac_generator_pass, device, args.steps),
             )
         )
     with torch.no_grad():
@@ -222,15 +266,15 @@ def components(name: str, args, corpus: str, wavlm: str) -> list[tuple[str, floa
                 outputs = family(fake)
                 torch.stack([output.logits.square().mean() for output in outputs]).sum().backward()
 
-        rows.append((f"{label}: discriminator update", timed(update, device, args.steps)))
-        rows.append((f"{label}: generator step", timed(generator_share, device, args.steps)))
+        rows.append((f"{label}: discriminator update", *timed(update, device, args.steps)))
+        rows.append((f"{label}: generator step", *timed(generator_share, device, args.steps)))
     for key, loss_fn in state.losses.reconstruction.items():
 
         def loss_pass(loss_fn=loss_fn):
             fake = y_hat.clone().requires_grad_()
             loss_fn(fake, y).backward()
 
-        rows.append((f"loss {key} forward + backward", timed(loss_pass, device, args.steps)))
+        rows.append((f"loss {key} forward + backward", *timed(loss_pass, device, args.steps)))
     return rows
 
 
@@ -251,6 +295,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="measured steps per variant")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps first (compilation, caches)")
     parser.add_argument("--segment-seconds", type=float, default=0.5, help="training segment length")
+    parser.add_argument(
+        "--peak-tflops", type=float, default=0.0, help="device peak for the MFU column (default: known GPUs)"
+    )
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--both-optimizers", action="store_true", help="also time the other optimizer")
     parser.add_argument("--no-dac", action="store_true", help="leave out the DAC-equivalent rows")
@@ -286,8 +333,13 @@ def main() -> None:
         if args.overrides:
             print(f"our rows with {args.overrides}")
         print(f"{args.steps} measured steps after {args.warmup} warm-up; milliseconds per step\n")
-        print("| config | step | G optimizer | precision | compile | " + " | ".join(HEADERS) + " |")
-        print("|---" * (5 + len(HEADERS)) + "|")
+        print(
+            "| config | step | G optimizer | precision | compile | "
+            + " | ".join(HEADERS + EXTRA_HEADERS)
+            + " |"
+        )
+        print("|---" * (5 + len(HEADERS) + len(EXTRA_HEADERS)) + "|")
+        peak = peak_tflops(args)
         for name in args.configs:
             optimizers = [configured_optimizer(name)]
             if args.both_optimizers:
@@ -296,27 +348,39 @@ def main() -> None:
                 for adversarial in (False, True):
                     for numeric in numerics:
                         variant = {**numeric, "optimizer": optimizer, "adversarial": adversarial}
-                        print_row(name, variant, measure(name, args, variant, corpus, wavlm))
+                        print_row(name, variant, measure(name, args, variant, corpus, wavlm), peak)
             if not args.no_dac and name != "demo":
                 for numeric in numerics:
                     variant = {**numeric, "optimizer": "adamw", "adversarial": True, "dac": True}
-                    print_row(f"{name} DAC-equivalent", variant, measure(name, args, variant, corpus, wavlm))
+                    print_row(
+                        f"{name} DAC-equivalent", variant, measure(name, args, variant, corpus, wavlm), peak
+                    )
         if not args.no_components:
             for name in args.configs:
                 print(
                     f"\n{name}: parts of an adversarial step, each timed alone (ms, best of {args.steps})\n"
                 )
-                print("| part | ms |\n|---|---|")
-                for label, milliseconds in components(name, args, corpus, wavlm):
-                    print(f"| {label} | {milliseconds:.1f} |", flush=True)
+                print("| part | ms | GFLOP | GFLOP/s |\n|---|---|---|---|")
+                for label, milliseconds, gflop in components(name, args, corpus, wavlm):
+                    rate = 1000 * gflop / milliseconds
+                    print(f"| {label} | {milliseconds:.1f} | {gflop:.2f} | {rate:.1f} |", flush=True)
 
 
-def print_row(name: str, variant: dict, means: dict[str, float]) -> None:
+def print_row(name: str, variant: dict, means: dict[str, float], peak: float) -> None:
+    """One table row; ``peak`` (TFLOP/s, NaN when unknown) turns the achieved rate into MFU."""
     cells = [f"{means.get(key, 0.0):.0f}" for key in PHASES] + [
         f"{means['other']:.0f}",
         f"{means['total']:.0f}",
     ]
     cells.append(f"{means['audio s/s']:.2f}")
+    achieved = means["GFLOP/step"] / means["total"]  # GFLOP per ms = TFLOP/s
+    cells += [
+        f"{means['data'] / means['total']:.0%}",
+        f"{means['GFLOP/step']:.1f}",
+        f"{achieved:.3f}",
+        "-" if math.isnan(peak) else f"{achieved / peak:.1%}",
+        "-" if math.isnan(means["peak GiB"]) else f"{means['peak GiB']:.2f}",
+    ]
     step = "adversarial" if variant["adversarial"] else "regression"
     compiled = "on" if variant["compile"] else "off"
     head = f"| {name} | {step} | {variant['optimizer']} | {variant['precision']} | {compiled} | "
