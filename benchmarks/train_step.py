@@ -361,9 +361,9 @@ def main() -> None:
                     f"\n{name}: parts of an adversarial step, each timed alone (ms, best of {args.steps})\n"
                 )
                 print("| part | ms | GFLOP | GFLOP/s |\n|---|---|---|---|")
-                for label, milliseconds, gflop in components(name, args, corpus, wavlm):
-                    rate = 1000 * gflop / milliseconds
-                    print(f"| {label} | {milliseconds:.1f} | {gflop:.2f} | {rate:.1f} |", flush=True)
+                for label, milliseconds, operations in components(name, args, corpus, wavlm):
+                    rate = 1000 * operations / milliseconds
+                    print(f"| {label} | {milliseconds:.1f} | {operations:.2f} | {rate:.1f} |", flush=True)
 
 
 def print_row(name: str, variant: dict, means: dict[str, float], peak: float) -> None:
