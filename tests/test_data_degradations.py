@@ -18,10 +18,13 @@ from gan_enhance.data import (
     PitchShift,
     Reverb,
     build_degradation,
+    build_task,
     synthesize_speech,
 )
 from gan_enhance.data.noise_reverb import synthetic_rir
+from gan_enhance.data.presets import PRESETS
 from gan_enhance.data.spectral import FILTER_TYPES
+from gan_enhance.data.transforms import rms_db
 from gan_enhance.errors import ConfigError
 
 SR = 16000
@@ -265,3 +268,15 @@ def test_synthetic_share_beside_noise_folders(tmp_path, speech):
     assert residual[SR // 4 :].sum() > 0.3 * residual.sum()
     with pytest.raises(ConfigError, match="synthetic_prob"):
         AddNoise(synthetic_prob=1.5)
+
+
+def test_denoising_pairs_keep_the_speech_level(speech):
+    # A level change applied to the input but not to the target can only be undone by outputting one
+    # fixed level: the level range comes from CleanSource instead, on both sides of the pair. With the
+    # noise inaudible, every denoising input is the target at the target's level.
+    task = build_task("denoise", settings={"AddNoise": {"snr_db": [80.0, 80.0], "synthetic_prob": 1.0}})
+    for seed in range(32):
+        degraded = task.degradation(speech, SR, np.random.RandomState(seed))
+        assert rms_db(degraded) == pytest.approx(rms_db(speech), abs=0.01), seed
+    # Nor does any other preset change the input's level on its own.
+    assert not [name for name, preset in PRESETS.items() if "Gain" in [step for step, _ in preset["steps"]]]

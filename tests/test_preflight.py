@@ -298,7 +298,6 @@ def test_speed_perturbation_reaches_training_items_only(tmp_path):
             "CleanSource.speed": [1.2, 1.2],
             "task": "denoise",
             "AddNoise.prob": 0.0,
-            "Gain.prob": 0.0,
             "runs_dir": str(tmp_path / "runs"),
         }
     )

@@ -24,7 +24,7 @@ import soundfile
 from gan_enhance.atomic import atomic_path
 from gan_enhance.audio import audio_info, check_finite, resample, truncation_error
 from gan_enhance.data.files import find_audio_files
-from gan_enhance.data.transforms import rms_db
+from gan_enhance.data.transforms import check_range, rms_db
 from gan_enhance.errors import AudioFileError, DataError
 
 logger = logging.getLogger(__name__)
@@ -160,6 +160,20 @@ def active_level_db(
     return float(10.0 * np.log10(active.mean()))
 
 
+def level_range(value: float | list[float]) -> tuple[float, float] | None:
+    """``CleanSource.target_level_db`` as ``(min, max)`` dB FS, or None when it is 0 (no normalisation)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
+        return None
+    try:
+        low, high = check_range("CleanSource.target_level_db", value, high=-1.0)
+    except (TypeError, ValueError) as error:  # ConfigError is a ValueError; a string is a TypeError
+        raise DataError(
+            f"CleanSource.target_level_db: {value!r} is not a level below 0 dB FS nor a [min, max] range of "
+            "them (e.g. [-45, -15]; 0 turns normalisation off)"
+        ) from error
+    return low, high
+
+
 class CleanSource:
     """Several clean-audio sources sampled with weights; random excerpts that avoid silence.
 
@@ -177,8 +191,12 @@ class CleanSource:
         draw is kept if none passes.
     tries : int
         Draws per excerpt before the loudest one drawn is taken.
-    target_level_db : float
-        Excerpts are scaled so their active level is this (dB FS); 0 disables normalisation.
+    target_level_db : list[float]
+        [min, max] active level (dB FS) drawn per excerpt, which it is scaled to; a single number fixes
+        the level and 0 disables normalisation. A range is what keeps a model level-preserving: trained
+        on targets at one fixed level, it learns to output that level whatever comes in, and does worse
+        on quiet recordings (measured in ``benchmarks/learning.py``'s level table). The default spans
+        quiet consumer recordings (-45) to loud broadcast speech (-15).
     max_peak : float
         Excerpts whose peak exceeds this after normalisation are scaled down to it.
     speed : list[float]
@@ -195,7 +213,7 @@ class CleanSource:
         min_duration: float = 1.0,
         silence_threshold_db: float = -50.0,
         tries: int = 8,
-        target_level_db: float = -26.0,
+        target_level_db: float | list[float] = [-45.0, -15.0],  # noqa: B006
         max_peak: float = 0.99,
         speed: list[float] = [1.0, 1.0],  # noqa: B006
     ):
@@ -231,7 +249,7 @@ class CleanSource:
         ]
         self.silence_threshold_db = silence_threshold_db
         self.tries = max(1, tries)
-        self.target_level_db = target_level_db
+        self.target_level_db = level_range(target_level_db)
         self.max_peak = max_peak
         self._bad: set[str] = set()
         self._new_failures: list[str] = []
@@ -305,18 +323,27 @@ class CleanSource:
                 break
         if best is None:
             raise DataError(f"could not read any audio from {self.sources}; see the warnings above")
-        return self.normalize(best, sample_rate)
+        return self.normalize(best, sample_rate, self.draw_level(state))
+
+    def draw_level(self, state: np.random.RandomState) -> float | None:
+        """The level of the next excerpt; drawn only for a range, so seeded items at a fixed level are what
+        they always were."""
+        levels = self.target_level_db
+        if levels is None or levels[0] == levels[1]:
+            return None if levels is None else levels[0]
+        return float(state.uniform(*levels))
 
     def take_failures(self) -> list[str]:
         """Errors of the files found unreadable since the last call (each file once per process)."""
         failures, self._new_failures = self._new_failures, []
         return failures
 
-    def normalize(self, wav: np.ndarray, sample_rate: int) -> np.ndarray:
-        if self.target_level_db:
+    def normalize(self, wav: np.ndarray, sample_rate: int, target_db: float | None) -> np.ndarray:
+        """``wav`` scaled to the active level ``target_db`` (None: as it is), its peak kept <= ``max_peak``."""
+        if target_db is not None:
             level = active_level_db(wav, sample_rate)
             if level > -120.0:
-                wav = wav * np.float32(10.0 ** ((self.target_level_db - level) / 20.0))
+                wav = wav * np.float32(10.0 ** ((target_db - level) / 20.0))
         peak = float(np.max(np.abs(wav))) if wav.size else 0.0
         if peak > self.max_peak:
             wav = wav * np.float32(self.max_peak / peak)
