@@ -7,7 +7,10 @@ Usage::
     .venv/bin/python benchmarks/learning.py --arms reg-adamw reg-muon --minutes-per-arm 15
     # conf/'s current defaults (the arm below) for the whole 45-minute budget, in a folder of its own:
     .venv/bin/python benchmarks/learning.py --arms reg-adamw-colour-speed-k31 --minutes-per-arm 45 \
-        --out exp/learning_45
+        --out exp/learning_45_levels
+    # then whether the models keep the input's level and work on quiet and loud inputs alike:
+    .venv/bin/python benchmarks/level_robustness.py exp/learning_45_levels/models/* \
+        --test exp/learning_45_levels/data/test
 
 Data: ``--data`` (default ``$GAN_ENHANCE_DATA``, else ``../shared/data`` next to the repository) with
 ``speech/``, ``noise/`` and ``rir/`` (see its MANIFEST.md); without it the script prints one "skipped"

@@ -166,7 +166,7 @@ def level_range(value: float | list[float]) -> tuple[float, float] | None:
         return None
     try:
         low, high = check_range("CleanSource.target_level_db", value, high=-1.0)
-    except (TypeError, ValueError) as error:  # ConfigError is a ValueError; a string is a TypeError
+    except (TypeError, ValueError) as error:  # ConfigError is a ValueError; a mapping a TypeError
         raise DataError(
             f"CleanSource.target_level_db: {value!r} is not a level below 0 dB FS nor a [min, max] range of "
             "them (e.g. [-45, -15]; 0 turns normalisation off)"
@@ -191,12 +191,13 @@ class CleanSource:
         draw is kept if none passes.
     tries : int
         Draws per excerpt before the loudest one drawn is taken.
-    target_level_db : list[float]
+    target_level_db : float or list[float]
         [min, max] active level (dB FS) drawn per excerpt, which it is scaled to; a single number fixes
-        the level and 0 disables normalisation. A range is what keeps a model level-preserving: trained
-        on targets at one fixed level, it learns to output that level whatever comes in, and does worse
-        on quiet recordings (measured in ``benchmarks/learning.py``'s level table). The default spans
-        quiet consumer recordings (-45) to loud broadcast speech (-15).
+        the level and 0 disables normalisation. The degradations then act on the scaled excerpt, so input
+        and target share the level. A range is what keeps a model level-preserving: trained on targets at
+        one fixed level, it learns to output that level whatever comes in, and does worse on quiet
+        recordings (``benchmarks/level_robustness.py``). The default spans quiet consumer recordings (-45)
+        to loud broadcast speech (-15).
     max_peak : float
         Excerpts whose peak exceeds this after normalisation are scaled down to it.
     speed : list[float]
