@@ -284,6 +284,9 @@ class Equalizer(Degradation):
 class Gain(Degradation):
     """Change the level by a gain drawn from ``gain_db`` (no clipping: that is ``Clipping``'s job).
 
+    In no task preset: a level change of the input alone teaches a model to output one fixed level. For
+    chains of your own whose targets are at a known level (``CleanSource.target_level_db`` fixed).
+
     Parameters
     ----------
     gain_db : list[float]
