@@ -165,11 +165,11 @@ def level_range(value: float | list[float]) -> tuple[float, float] | None:
     if isinstance(value, int | float) and not isinstance(value, bool) and value == 0:
         return None
     try:
-        low, high = check_range("CleanSource.target_level_db", value, high=-1.0)
+        low, high = check_range("CleanSource.target_level_db", value, high=0.0)
     except (TypeError, ValueError) as error:  # ConfigError is a ValueError; a mapping a TypeError
         raise DataError(
-            f"CleanSource.target_level_db: {value!r} is not a level below 0 dB FS nor a [min, max] range of "
-            "them (e.g. [-45, -15]; 0 turns normalisation off)"
+            f"CleanSource.target_level_db: {value!r} is not a level in dB FS (at most 0) nor a [min, max] range "
+            "of them (e.g. [-45, -15]; 0 turns normalisation off)"
         ) from error
     return low, high
 
@@ -329,10 +329,10 @@ class CleanSource:
     def draw_level(self, state: np.random.RandomState) -> float | None:
         """The level of the next excerpt; drawn only for a range, so seeded items at a fixed level are what
         they always were."""
-        levels = self.target_level_db
-        if levels is None or levels[0] == levels[1]:
-            return None if levels is None else levels[0]
-        return float(state.uniform(*levels))
+        if self.target_level_db is None:
+            return None
+        low, high = self.target_level_db
+        return low if low == high else float(state.uniform(low, high))
 
     def take_failures(self) -> list[str]:
         """Errors of the files found unreadable since the last call (each file once per process)."""
