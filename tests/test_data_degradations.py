@@ -21,7 +21,7 @@ from gan_enhance.data import (
     build_task,
     synthesize_speech,
 )
-from gan_enhance.data.noise_reverb import synthetic_rir
+from gan_enhance.data.noise_reverb import SHAPED_POINTS, SHAPED_SPREAD_DB, shaped_noise, synthetic_rir
 from gan_enhance.data.presets import PRESETS
 from gan_enhance.data.spectral import FILTER_TYPES
 from gan_enhance.data.transforms import rms_db
@@ -268,6 +268,41 @@ def test_synthetic_share_beside_noise_folders(tmp_path, speech):
     assert residual[SR // 4 :].sum() > 0.3 * residual.sum()
     with pytest.raises(ConfigError, match="synthetic_prob"):
         AddNoise(synthetic_prob=1.5)
+
+
+def test_shaped_noise_follows_its_drawn_spectrum(speech):
+    # The envelope computed by hand from the same draws (tilt exponent, then the gains at 50 Hz..Nyquist):
+    # every third-octave band of the noise sits at the envelope's power, relative to the 1 kHz band.
+    length = 4 * SR
+    noise = shaped_noise(np.random.RandomState(3), length, SR)
+    draws = np.random.RandomState(3)
+    exponent, gains_db = draws.uniform(-1.0, 2.0), draws.normal(0.0, SHAPED_SPREAD_DB, SHAPED_POINTS)
+    anchors = np.log(np.geomspace(50.0, SR / 2, SHAPED_POINTS))
+
+    def expected_db(low: float, high: float) -> float:
+        hertz = np.linspace(low, high, 64)
+        power = (hertz / SR) ** -exponent * 10 ** (np.interp(np.log(hertz), anchors, gains_db) / 10)
+        return 10 * np.log10(power.mean() * (high - low))
+
+    centres = 1000 * 2.0 ** (np.arange(-12, 9) / 3)  # 63 Hz - 6.3 kHz
+    edges = [(centre * 2 ** (-1 / 6), centre * 2 ** (1 / 6)) for centre in centres]
+    measured = np.array([band_energy_db(noise, low, high) for low, high in edges])
+    predicted = np.array([expected_db(low, high) for low, high in edges])
+    reference = int(np.argmin(np.abs(centres - 1000)))
+    np.testing.assert_allclose(measured - measured[reference], predicted - predicted[reference], atol=1.5)
+    assert noise.dtype == np.float32 and noise.std() == pytest.approx(1.0, abs=1e-3)
+    assert np.array_equal(noise, shaped_noise(np.random.RandomState(3), length, SR))
+    # Spectra differ from draw to draw by the spread asked for (low band against high band, 20 draws).
+    tilts = [
+        band_energy_db(shaped, 100, 300) - band_energy_db(shaped, 2000, 6000)
+        for shaped in (shaped_noise(np.random.RandomState(seed), SR, SR) for seed in range(20))
+    ]
+    assert np.std(tilts) > 6.0
+    # Through AddNoise, as one of the colours, at the asked SNR.
+    params = {**AddNoise(colors=["shaped"]).instantiate(np.random.RandomState(0), SR), "snr_db": 5.0}
+    assert abs(snr_db(speech, AddNoise(colors=["shaped"]).apply(speech, SR, params)) - 5.0) < 0.5
+    with pytest.raises(ConfigError, match="AddNoise.colors: unknown \\['purple'\\]"):
+        AddNoise(colors=["shaped", "purple"])
 
 
 def test_denoising_pairs_keep_the_speech_level(speech):

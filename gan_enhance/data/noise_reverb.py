@@ -23,6 +23,11 @@ from gan_enhance.errors import AudioFileError, ConfigError
 logger = logging.getLogger(__name__)
 
 NOISE_COLORS = {"white": 0.0, "pink": 1.0, "brown": 2.0, "blue": -1.0}
+# The colour "shaped" (:func:`shaped_noise`): a random tilt and a random envelope of this many points with
+# gains of this spread.
+SHAPED = "shaped"
+SHAPED_POINTS = 8
+SHAPED_SPREAD_DB = 8.0
 # Impulse-response folders are small; two minutes of 48 kHz responses per worker holds typical sets whole.
 RIR_CACHE_SAMPLES = 120 * 48000
 
@@ -69,11 +74,38 @@ def _usable_files(folders: list[str], kind: str) -> list[str]:
 
 def colored_noise(state: np.random.RandomState, length: int, exponent: float) -> np.ndarray:
     """Gaussian noise whose power spectrum falls as ``1 / f**exponent`` (0 white, 1 pink, 2 brown)."""
+    return _gaussian_under(state, length, lambda frequencies: frequencies ** (-exponent / 2.0))
+
+
+def shaped_noise(
+    state: np.random.RandomState, length: int, sample_rate: int, spread_db: float = SHAPED_SPREAD_DB
+) -> np.ndarray:
+    """Gaussian noise under a random smooth spectrum: a tilt times a random envelope.
+
+    The tilt is ``1 / f**e`` in power with ``e`` uniform in [-1, 2] (blue to brown). The envelope has
+    gains of ``N(0, spread_db)`` dB at :data:`SHAPED_POINTS` frequencies log-spaced from 50 Hz to Nyquist,
+    interpolated in dB over log frequency and held beyond the end points. Hums, hisses and rumbles of any
+    balance come out of it: a few noise recordings cover few spectra, and this covers the space between.
+    """
+    exponent = state.uniform(-1.0, 2.0)
+    anchors = np.log(np.geomspace(50.0, sample_rate / 2.0, SHAPED_POINTS))
+    gains_db = state.normal(0.0, spread_db, SHAPED_POINTS)
+
+    def amplitude(frequencies: np.ndarray) -> np.ndarray:
+        hertz = frequencies * sample_rate
+        envelope_db = np.interp(np.log(hertz), anchors, gains_db)
+        return frequencies ** (-exponent / 2.0) * 10.0 ** (envelope_db / 20.0)
+
+    return _gaussian_under(state, length, amplitude)
+
+
+def _gaussian_under(state: np.random.RandomState, length: int, amplitude) -> np.ndarray:
+    """White Gaussian noise of ``length`` samples with its spectrum multiplied by ``amplitude(f)`` (``f`` in
+    cycles per sample, 0 replaced by the lowest bin), scaled to unit standard deviation."""
     spectrum = np.fft.rfft(state.standard_normal(length))
     frequencies = np.fft.rfftfreq(length)
     frequencies[0] = frequencies[1] if length > 1 else 1.0
-    spectrum *= frequencies ** (-exponent / 2.0)
-    noise = np.fft.irfft(spectrum, n=length)
+    noise = np.fft.irfft(spectrum * amplitude(frequencies), n=length)
     return (noise / (np.std(noise) + 1e-12)).astype(np.float32)
 
 
@@ -88,8 +120,9 @@ class AddNoise(Degradation):
     noise_dirs : list[str]
         Folders (searched recursively) of noise recordings. Empty: synthetic coloured noise.
     colors : list[str]
-        Synthetic noise colours to pick from (white, pink, brown, blue): for every item when no folders
-        are given, else for a ``synthetic_prob`` share of them.
+        Synthetic noise colours to pick from (white, pink, brown, blue, or shaped: a random tilt and a
+        random smooth spectral envelope, see :func:`shaped_noise`): for every item when no folders are
+        given, else for a ``synthetic_prob`` share of them.
     synthetic_prob : float
         With folders given, the share of noisy items that get synthetic coloured noise instead of a
         recording: broadens a small noise collection (a few files cover few spectra).
@@ -114,9 +147,10 @@ class AddNoise(Degradation):
         self.synthetic_prob = synthetic_prob
         self.snr_db = check_range("AddNoise.snr_db", snr_db)
         self.files = _usable_files(list(noise_dirs), "noise")
-        unknown = sorted(set(colors) - set(NOISE_COLORS))
+        known = [*NOISE_COLORS, SHAPED]
+        unknown = sorted(set(colors) - set(known))
         if unknown or not colors:
-            raise ConfigError(f"AddNoise.colors: unknown {unknown}; use some of {sorted(NOISE_COLORS)}")
+            raise ConfigError(f"AddNoise.colors: unknown {unknown}; use some of {known}")
         self.colors = list(colors)
         self.cache_seconds = cache_seconds
         self._cache: dict[int, _DecodedCache] = {}
@@ -137,6 +171,8 @@ class AddNoise(Degradation):
     def noise(self, length: int, sample_rate: int, params: Params) -> np.ndarray:
         """The noise for one item, ``(length,)``, before scaling."""
         state = np.random.RandomState(params["seed"])
+        if params["file"] < 0 and params["color"] == SHAPED:
+            return shaped_noise(state, length, sample_rate)
         if params["file"] < 0:
             return colored_noise(state, length, NOISE_COLORS[params["color"]])
         cache = self._cache.setdefault(sample_rate, _DecodedCache(int(self.cache_seconds * sample_rate)))

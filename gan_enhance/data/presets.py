@@ -10,6 +10,11 @@ from __future__ import annotations
 # on benchmarks/learning.py (held-out speakers and noise files, 30 min each): +1.46 dB SI-SDR (p 0.003)
 # over recordings alone, PESQ and STOI unchanged.
 SYNTHETIC_NOISE_SHARE = 0.3
+# That synthetic noise has random spectra (a random tilt and a random smooth envelope: AddNoise's colour
+# "shaped"), not three fixed slopes (white, pink, brown). Measured the same way, 45 min each: SI-SDR +0.68 dB
+# (p 0.006), PESQ +0.071 (p 0.005), STOI unchanged. Without noise folders every noisy item gets it.
+SYNTHETIC_NOISE_COLORS = ["shaped"]
+SYNTHETIC_NOISE = {"synthetic_prob": SYNTHETIC_NOISE_SHARE, "colors": SYNTHETIC_NOISE_COLORS}
 # No preset changes the input's level on its own (the ``Gain`` step): a model can only undo such a change
 # by outputting one fixed level. Levels vary on both sides of a pair instead (``CleanSource.target_level_db``).
 
@@ -17,14 +22,14 @@ PRESETS: dict[str, dict] = {
     "denoise": {
         "rates": (16000, 16000),
         "steps": [
-            ("AddNoise", {"snr_db": [-5.0, 20.0], "prob": 1.0, "synthetic_prob": SYNTHETIC_NOISE_SHARE}),
+            ("AddNoise", {"snr_db": [-5.0, 20.0], "prob": 1.0, **SYNTHETIC_NOISE}),
         ],
     },
     "dereverb": {
         "rates": (16000, 16000),
         "steps": [
             ("Reverb", {"rt60": [0.2, 1.5], "prob": 1.0}),
-            ("AddNoise", {"snr_db": [20.0, 40.0], "prob": 0.3, "synthetic_prob": SYNTHETIC_NOISE_SHARE}),
+            ("AddNoise", {"snr_db": [20.0, 40.0], "prob": 0.3, **SYNTHETIC_NOISE}),
         ],
     },
     # 48 kHz targets from 16 kHz inputs: the dataset resamples the degraded signal to 16 kHz; a further
@@ -42,7 +47,7 @@ PRESETS: dict[str, dict] = {
         "rates": (16000, 16000),
         "steps": [
             ("Reverb", {"prob": 0.4}),
-            ("AddNoise", {"snr_db": [-5.0, 25.0], "prob": 0.6, "synthetic_prob": SYNTHETIC_NOISE_SHARE}),
+            ("AddNoise", {"snr_db": [-5.0, 25.0], "prob": 0.6, **SYNTHETIC_NOISE}),
             ("Equalizer", {"prob": 0.4}),
             ("PitchShift", {"prob": 0.1}),
             ("Clipping", {"prob": 0.2}),
