@@ -65,6 +65,7 @@ VAL_SPEECH = ("lyra_sample1_*", "hifitts_*")
 TEST_NOISE = ("speechcommands_running_tap*", "freesound_573577*")
 TEST_RIR = ("clap_seminar_room_*", "openair_st_margarets_church*")
 TEST_SNR_DB = [0.0, 10.0]
+TEST_COLORS = ["white", "pink", "brown"]
 TEST_PIECE_SECONDS = 4.0
 SAMPLE_RATE = 16000
 METRICS = ("si_sdr", "pesq_wb", "stoi")
@@ -169,6 +170,22 @@ ARMS = {
         False,
         (*DIVERSE, "--SpectralMaskGenerator.kernel_size", "31", "--AddNoise.colors", "[shaped]"),
     ),
+    # Twice the synthetic share (60% of noisy items) now that the synthetic noise covers any spectrum. 45 min
+    # against reg-adamw-colour-speed-k31-shaped: SI-SDR -0.16 dB (p 0.43), PESQ -0.019 (p 0.40), STOI -0.008
+    # (p 0.006); on a second draw of the test set STOI -0.003 (p 0.036). conf/ keeps 30%.
+    "reg-adamw-colour-speed-k31-shaped-60": (
+        "adamw",
+        False,
+        (
+            *DIVERSE,
+            "--SpectralMaskGenerator.kernel_size",
+            "31",
+            "--AddNoise.colors",
+            "[shaped]",
+            "--AddNoise.synthetic_prob",
+            "0.6",
+        ),
+    ),
 }
 # The two questions, each asked on the test set by pairs (baseline arm, system arm): the baseline side's
 # name, the system side's name, and the pairs.
@@ -196,6 +213,11 @@ FACTORS = {
         "three colours",
         "random spectra (shaped)",
         [("reg-adamw-colour-speed-k31", "reg-adamw-colour-speed-k31-shaped")],
+    ),
+    "synthetic share": (
+        "30% synthetic",
+        "60% synthetic",
+        [("reg-adamw-colour-speed-k31-shaped", "reg-adamw-colour-speed-k31-shaped-60")],
     ),
     "voice diversity": (
         "speech as recorded",
@@ -298,8 +320,10 @@ def write_test_set(
 
     data = read_experiment(load_config(config)).data
     settings = {name: dict(values) for name, values in data.degradation_settings.items()}
-    # The held-out noise recordings only: no synthetic share, whatever training draws.
-    settings.setdefault("AddNoise", {}).update(snr_db=TEST_SNR_DB, synthetic_prob=0.0)
+    # The held-out noise recordings only: no synthetic share, whatever training draws. The colours are then
+    # unused but still drawn, and a list of one draws no random number (numpy's randint(1)): pinning the
+    # three of the benchmark's first test set keeps its seeded items whatever colours training uses.
+    settings.setdefault("AddNoise", {}).update(snr_db=TEST_SNR_DB, synthetic_prob=0.0, colors=TEST_COLORS)
     if not reverb:
         settings.setdefault("Reverb", {})["prob"] = 0.0
     shutil.rmtree(folder, ignore_errors=True)
@@ -521,6 +545,7 @@ def conf_defaults() -> dict[str, str]:
         if base.get("lambdas", {}).get("sisdr/loss")
         else "mel",
         "noise diversity": "+30% synthetic coloured noise" if noise.get("synthetic_prob") else "noise files",
+        "synthetic share": f"{round(100 * noise.get('synthetic_prob', 0.0))}% synthetic",
         "noise spectra": "random spectra (shaped)"
         if "shaped" in noise.get("colors", [])
         else "three colours",

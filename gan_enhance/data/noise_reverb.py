@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import scipy.signal
@@ -84,8 +85,9 @@ def shaped_noise(
 
     The tilt is ``1 / f**e`` in power with ``e`` uniform in [-1, 2] (blue to brown). The envelope has
     gains of ``N(0, spread_db)`` dB at :data:`SHAPED_POINTS` frequencies log-spaced from 50 Hz to Nyquist,
-    interpolated in dB over log frequency and held beyond the end points. Hums, hisses and rumbles of any
-    balance come out of it: a few noise recordings cover few spectra, and this covers the space between.
+    interpolated in dB over log frequency and held beyond the end points: broad hisses, rumbles and humps
+    of any balance (no narrow tones). A few noise recordings cover few spectra; this covers the space
+    between them.
     """
     exponent = state.uniform(-1.0, 2.0)
     anchors = np.log(np.geomspace(50.0, sample_rate / 2.0, SHAPED_POINTS))
@@ -99,7 +101,9 @@ def shaped_noise(
     return _gaussian_under(state, length, amplitude)
 
 
-def _gaussian_under(state: np.random.RandomState, length: int, amplitude) -> np.ndarray:
+def _gaussian_under(
+    state: np.random.RandomState, length: int, amplitude: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """White Gaussian noise of ``length`` samples with its spectrum multiplied by ``amplitude(f)`` (``f`` in
     cycles per sample, 0 replaced by the lowest bin), scaled to unit standard deviation."""
     spectrum = np.fft.rfft(state.standard_normal(length))
