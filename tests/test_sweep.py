@@ -275,7 +275,9 @@ def test_a_killed_workers_trial_is_retried_and_resumes_its_run(corpus, tmp_path,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
     assert study.get_trials()[0].state == TrialState.RUNNING  # dead, but nobody has noticed yet
-    time.sleep(2.5)  # past the grace period (2 heartbeats)
+    # Past the grace period (2 heartbeats) on SQLite's clock, which has whole seconds: 2.5 s could read as
+    # 2 s (not past it), and the retry would not happen (CI saw it once); 3.5 s reads as 3 s or more.
+    time.sleep(3.5)
     study, settings = load_study(open_storage(url, heartbeat=1), "tiny")
     with caplog.at_level("INFO"):
         assert run_worker(study, settings, tmp_path) == 1
