@@ -49,13 +49,15 @@ def score_model(
 
     torch.set_num_threads(threads)
     enhancer = Enhancer(load_generator(model))
+    pairs = [
+        (*soundfile.read(degraded, dtype="float32"), soundfile.read(clean_path, dtype="float32")[0])
+        for degraded, clean_path in items
+    ]  # read once, scaled per offset
     rows = []
     for offset in offsets:
         gain = np.float32(10.0 ** (offset / 20.0))
         sdr, pesq, stoi, change = [], [], [], []
-        for degraded, clean_path in items:
-            noisy, rate = soundfile.read(degraded, dtype="float32")
-            clean, _ = soundfile.read(clean_path, dtype="float32")
+        for noisy, rate, clean in pairs:
             scaled = noisy * gain
             output, out_rate = enhancer.enhance_waveform(torch.from_numpy(scaled)[None], rate)
             if out_rate != rate:

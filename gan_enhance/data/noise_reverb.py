@@ -175,9 +175,9 @@ class AddNoise(Degradation):
     def noise(self, length: int, sample_rate: int, params: Params) -> np.ndarray:
         """The noise for one item, ``(length,)``, before scaling."""
         state = np.random.RandomState(params["seed"])
-        if params["file"] < 0 and params["color"] == SHAPED:
-            return shaped_noise(state, length, sample_rate)
         if params["file"] < 0:
+            if params["color"] == SHAPED:
+                return shaped_noise(state, length, sample_rate)
             return colored_noise(state, length, NOISE_COLORS[params["color"]])
         cache = self._cache.setdefault(sample_rate, _DecodedCache(int(self.cache_seconds * sample_rate)))
         recording = cache.get(self.files[params["file"]], sample_rate)
