@@ -151,9 +151,23 @@ def test_commands_sh_holds_the_command_lines_that_ran(tmp_path):
     assert (tmp_path / "exp" / "log").read_text().splitlines() == ["one", "hi there", "three"]
 
 
+def wait_for_process(group: int, name: str, timeout: float = 30.0) -> None:
+    """Wait until a process whose command is ``name`` runs in process group ``group`` (Linux /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                head, tail = stat.read_text().rsplit(")", 1)
+            except OSError:  # the process ended while we looked
+                continue
+            if head.split("(", 1)[1] == name and int(tail.split()[2]) == group:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"no {name!r} process started in group {group} within {timeout} s")
+
+
 def test_ctrl_c_says_interrupted_and_resume_sh_continues_to_the_stop_stage(tmp_path):
-    marker = tmp_path / "stage2_started"
-    second = f'touch {marker}\n    sleep 30\n    echo two >> "$exp_dir/log"'
+    second = 'sleep 30\n    echo two >> "$exp_dir/log"'
     script = write_fake_recipe(tmp_path, second=second)
     process = subprocess.Popen(
         ["bash", str(script), "--stop_stage", "2", "--word", "hi"],
@@ -163,10 +177,10 @@ def test_ctrl_c_says_interrupted_and_resume_sh_continues_to_the_stop_stage(tmp_p
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
     )
-    deadline = time.monotonic() + 30
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGINT)  # Ctrl-C reaches every process of the foreground group
+    # Ctrl-C reaches every process of the foreground group. Sent once `sleep` runs: a signal that lands
+    # while bash forks it reaches bash but not the new child, and bash waits for that child to finish.
+    wait_for_process(process.pid, "sleep")
+    os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=30)
     assert process.returncode == 130
     assert "stage 2 (second) interrupted; resume with: bash exp/resume.sh" in stderr
