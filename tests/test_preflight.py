@@ -229,6 +229,43 @@ def test_data_summary_reports_files_rates_and_warns_about_band_limited_targets(t
     assert "1 below 7.2 kHz" in (tmp_path / "runs" / "debug" / "data_summary.txt").read_text()
 
 
+def summary_lines(tmp_path, speech_dir, **overrides) -> list[str]:
+    config = tiny_config(
+        **{
+            "Data.train_sources": [str(speech_dir)],
+            "Data.val_sources": [str(speech_dir)],
+            "Data.val_items": 1,
+            "Data.epoch_items": 2,
+            "runs_dir": str(tmp_path / "runs"),
+            **overrides,
+        }
+    )
+    experiment = read_experiment(config)
+    train, val = build_datasets(experiment.data, DistInfo())
+    (tmp_path / "runs" / "debug").mkdir(parents=True, exist_ok=True)
+    log_data_summary(experiment, train, val)
+    return (tmp_path / "runs" / "debug" / "data_summary.txt").read_text().splitlines()
+
+
+def test_data_summary_describes_the_noise_and_rooms_the_task_adds_and_nothing_else(tmp_path, speech):
+    noise = tmp_path / "noise"
+    write_tone_files(noise, [("hum.wav", 16000, 8000), ("fan.wav", 16000, 8000)])
+    rirs = tmp_path / "rirs"
+    write_tone_files(rirs, [("room.wav", 16000, 8000)])
+    folders = {"Data.noise_dirs": [str(noise)], "Data.rir_dirs": [str(rirs)]}
+    # restoration: noise on 60% of items, 30% of those synthetic with random spectra; rooms on 40%
+    lines = summary_lines(tmp_path, speech, **folders, **{"task": "restoration"})
+    assert f"noise: 2 files in {noise}, on 60% of items; 30% of those get synthetic noise (shaped)" in lines
+    assert f"impulse responses: 1 files in {rirs}, on 40% of items" in lines
+    # no folders: every noisy item gets synthetic noise, every room is synthetic
+    lines = summary_lines(tmp_path, speech, **{"task": "dereverb"})
+    assert "noise: synthetic (shaped; no folder given), on 30% of items" in lines
+    assert "impulse responses: synthetic (RT60 0.2-1.5 s; no folder given), on all items" in lines
+    # a task without noise or rooms says nothing about them, even with folders given
+    lines = summary_lines(tmp_path, speech, **folders, **{"task": "pitch_shift"})
+    assert not [line for line in lines if line.startswith(("noise", "impulse responses"))]
+
+
 def test_files_listed_by_a_manifest_with_durations_get_their_rates_from_their_headers(tmp_path):
     from gan_enhance.data import CleanSource
     from gan_enhance.train.preflight import summarize_split

@@ -150,7 +150,8 @@ class AddNoise(Degradation):
             raise ConfigError(f"AddNoise.synthetic_prob: {synthetic_prob} is not a probability; use 0-1")
         self.synthetic_prob = synthetic_prob
         self.snr_db = check_range("AddNoise.snr_db", snr_db)
-        self.files = _usable_files(list(noise_dirs), "noise")
+        self.noise_dirs = list(noise_dirs)
+        self.files = _usable_files(self.noise_dirs, "noise")
         known = [*NOISE_COLORS, SHAPED]
         unknown = sorted(set(colors) - set(known))
         if unknown or not colors:
@@ -171,6 +172,15 @@ class AddNoise(Degradation):
         if self.files and self.synthetic_prob > 0 and state.uniform() < self.synthetic_prob:
             params["file"] = -1
         return params
+
+    def describe(self) -> str:
+        colors = ", ".join(self.colors)
+        if not self.files:
+            return f"noise: synthetic ({colors}; no folder given), {self.share()}"
+        line = f"noise: {len(self.files)} files in {', '.join(self.noise_dirs)}, {self.share()}"
+        if self.synthetic_prob > 0:
+            line += f"; {self.synthetic_prob:.0%} of those get synthetic noise ({colors})"
+        return line
 
     def noise(self, length: int, sample_rate: int, params: Params) -> np.ndarray:
         """The noise for one item, ``(length,)``, before scaling."""
@@ -269,7 +279,8 @@ class Reverb(Degradation):
         prob: float = 1.0,
     ):
         super().__init__(prob)
-        self.files = _usable_files(list(rir_dirs), "impulse-response")
+        self.rir_dirs = list(rir_dirs)
+        self.files = _usable_files(self.rir_dirs, "impulse-response")
         self.rt60 = check_range("Reverb.rt60", rt60, low=1e-3)
         self.drr_db = check_range("Reverb.drr_db", drr_db)
         self.hf_damping = check_range("Reverb.hf_damping", hf_damping, low=1.0)
@@ -284,6 +295,12 @@ class Reverb(Degradation):
             "hf_damping": uniform(state, self.hf_damping),
             "seed": int(state.randint(2**31 - 1)),
         }
+
+    def describe(self) -> str:
+        if not self.files:
+            low, high = self.rt60
+            return f"impulse responses: synthetic (RT60 {low:g}-{high:g} s; no folder given), {self.share()}"
+        return f"impulse responses: {len(self.files)} files in {', '.join(self.rir_dirs)}, {self.share()}"
 
     def impulse_response(self, sample_rate: int, params: Params) -> np.ndarray:
         """The normalised response for one item, ``(L,)``, starting at its direct path."""

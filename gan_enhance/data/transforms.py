@@ -99,6 +99,15 @@ class Degradation:
     def transform(self, wav: np.ndarray, sample_rate: int, params: Params) -> np.ndarray:
         raise NotImplementedError
 
+    def describe(self) -> str | None:
+        """One line on what the step draws from (recordings, synthetic), for the run's data summary;
+        None for steps that draw from no collection."""
+        return None
+
+    def share(self) -> str:
+        """How many items the step acts on, in words (``"on 40% of items"``)."""
+        return "on all items" if self.prob >= 1 else f"on {self.prob:.0%} of items"
+
     def __repr__(self) -> str:
         settings = getattr(self, "build_config", {}).get("kwargs", {"prob": self.prob})
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
@@ -153,6 +162,13 @@ def build_degradation(name: str, **kwargs: Any) -> Degradation:
         return DEGRADATIONS.build(name, **kwargs)
     except (KeyError, TypeError) as error:
         raise ConfigError(str(error).strip('"')) from None
+
+
+def iter_steps(degradation: Degradation):
+    """``degradation`` and every step nested in it (``Compose``, ``Choose``), depth first."""
+    yield degradation
+    for step in getattr(degradation, "degradations", []):
+        yield from iter_steps(step)
 
 
 def _activate(params: Params) -> None:

@@ -198,9 +198,7 @@ def summarize_split(name: str, dataset, out_rate: int, sample: int = SUMMARY_FIL
     Durations and rates come from the index the dataset already holds (file headers); band limits are
     estimated on up to ``sample`` evenly spaced files, ``SUMMARY_SECONDS`` of each.
     """
-    base = dataset
-    while hasattr(base, "dataset"):
-        base = base.dataset
+    base = _unwrap(dataset)
     if hasattr(base, "source") and hasattr(base.source, "entries"):  # clean audio degraded on the fly
         files = [(e.path, e.duration, e.sample_rate) for group in base.source.entries for e in group]
         summary = SplitSummary(name, "clean audio degraded on the fly", len(dataset))
@@ -225,6 +223,13 @@ def summarize_split(name: str, dataset, out_rate: int, sample: int = SUMMARY_FIL
         if bandwidth is not None:
             summary.bandwidths.append(bandwidth)
     return summary
+
+
+def _unwrap(dataset):
+    """The dataset inside wrappers such as ``ReplaceBadItems`` and ``RankShard``."""
+    while hasattr(dataset, "dataset"):
+        dataset = dataset.dataset
+    return dataset
 
 
 def _spread(count: int, sample: int) -> list[int]:
@@ -269,10 +274,9 @@ def _bandwidth(wav, rate: int, out_rate: int) -> float:
 
 def data_summary(experiment: Experiment, train_dataset, val_dataset) -> tuple[list[str], list[str]]:
     """``(lines, warnings)`` describing the run's data; see :func:`log_data_summary`."""
-    from gan_enhance.data.files import find_audio_files
+    from gan_enhance.data.transforms import iter_steps
 
     out_rate = experiment.out_sample_rate
-    settings = experiment.data.settings
     splits = [
         summarize_split("train", train_dataset, out_rate),
         summarize_split("validation", val_dataset, out_rate),
@@ -281,11 +285,9 @@ def data_summary(experiment: Experiment, train_dataset, val_dataset) -> tuple[li
         f"rates: {experiment.in_sample_rate} Hz input -> {out_rate} Hz output (task {experiment.data.task})"
     ]
     lines += [split.line(out_rate) for split in splits]
-    if not (settings.train_shards or settings.train_paired):
-        for label, folders in (("noise", settings.noise_dirs), ("impulse responses", settings.rir_dirs)):
-            count = len(find_audio_files(list(folders))) if folders else 0
-            where = f"{count} files in {', '.join(folders)}" if folders else "synthetic (no folder given)"
-            lines.append(f"{label}: {where}")
+    degradation = getattr(_unwrap(train_dataset), "degradation", None)  # none for pairs and shards
+    if degradation is not None:
+        lines += [line for line in (step.describe() for step in iter_steps(degradation)) if line]
     warnings = []
     for split in splits:
         narrow = split.narrow(out_rate)
