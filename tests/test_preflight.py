@@ -261,6 +261,15 @@ def test_data_summary_describes_the_noise_and_rooms_the_task_adds_and_nothing_el
     lines = summary_lines(tmp_path, speech, **{"task": "dereverb"})
     assert "noise: synthetic (shaped; no folder given), on 30% of items" in lines
     assert "impulse responses: synthetic (RT60 0.2-1.5 s; no folder given), on all items" in lines
+    # long lists of folders or files are cut short
+    write_tone_files(tmp_path / "more", [("wind.wav", 16000, 8000), ("rain.wav", 16000, 8000)])
+    files = sorted(str(path) for path in (*noise.iterdir(), *(tmp_path / "more").iterdir()))
+    lines = summary_lines(tmp_path, speech, **{"task": "denoise", "Data.noise_dirs": files})
+    shown = ", ".join(files[:3])
+    assert (
+        f"noise: 4 files in {shown} and 1 more, on all items; 30% of those get synthetic noise (shaped)"
+        in lines
+    )
     # a task without noise or rooms says nothing about them, even with folders given
     lines = summary_lines(tmp_path, speech, **folders, **{"task": "pitch_shift"})
     assert not [line for line in lines if line.startswith(("noise", "impulse responses"))]

@@ -113,6 +113,12 @@ def _gaussian_under(
     return (noise / (np.std(noise) + 1e-12)).astype(np.float32)
 
 
+def _listing(paths: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``paths``, then how many more."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
+
+
 @DEGRADATIONS.register("AddNoise")
 class AddNoise(Degradation):
     """Add noise scaled to a signal-to-noise ratio drawn from ``snr_db``.
@@ -177,7 +183,7 @@ class AddNoise(Degradation):
         colors = ", ".join(self.colors)
         if not self.files:
             return f"noise: synthetic ({colors}; no folder given), {self.share()}"
-        line = f"noise: {len(self.files)} files in {', '.join(self.noise_dirs)}, {self.share()}"
+        line = f"noise: {len(self.files)} files in {_listing(self.noise_dirs)}, {self.share()}"
         if self.synthetic_prob > 0:
             line += f"; {self.synthetic_prob:.0%} of those get synthetic noise ({colors})"
         return line
@@ -300,7 +306,7 @@ class Reverb(Degradation):
         if not self.files:
             low, high = self.rt60
             return f"impulse responses: synthetic (RT60 {low:g}-{high:g} s; no folder given), {self.share()}"
-        return f"impulse responses: {len(self.files)} files in {', '.join(self.rir_dirs)}, {self.share()}"
+        return f"impulse responses: {len(self.files)} files in {_listing(self.rir_dirs)}, {self.share()}"
 
     def impulse_response(self, sample_rate: int, params: Params) -> np.ndarray:
         """The normalised response for one item, ``(L,)``, starting at its direct path."""
