@@ -19,17 +19,20 @@ line and exits 0. Everything it writes goes under ``--out`` (default ``exp/learn
 Stages, each through the project's own command line:
 
 1. Split by whole speakers, noise files and rooms (the ``*_SPEECH``/``*_NOISE``/``*_RIR`` patterns below):
-   CSV manifests for training and validation speech; the test speech cut into <= 4 s pieces and degraded
+   a CSV manifest of training speech; the test speech cut into <= 4 s pieces and degraded
    once, seeded, at 0-10 dB SNR with the held-out noises, by the training task's own chain. Training
    reverberates 30% of items (dry targets); the test set does so only with ``--test-reverb`` (held-out
    rooms): measured rooms put some inputs near -80 dB SI-SDR, and those few items swamp SI-SDR means and
    t-tests. The pieces are degraded by ``gan-enhance degrade`` (``--set`` gives it the run's settings
-   and the 0-10 dB SNR range).
+   and the 0-10 dB SNR range). Validation is one fixed set of pairs made the same way for every arm
+   (``VALIDATION``: the validation voices with the training noises), so the arms' validation losses, the
+   ``best`` checkpoints and the model picked by them compare like with like.
 2. ``gan-enhance train`` per arm (``benchmarks/conf/learning.yml`` + a written data overlay), one after
    another, each stopped by SIGTERM after ``--minutes-per-arm`` of wall time: equal time, not equal steps.
    Arms: regression-only or regression + GAN, each with AdamW or Muon. A GAN arm trains on regression
    alone for ``--gan-warmup`` of the steps its optimizer's regression arm reached, then adds the adversary.
-   A finished arm leaves ``runs/<arm>/arm.json``; a later call with the same settings reuses it.
+   A finished arm leaves ``runs/<arm>/arm.json``; a later call with the same settings (arguments,
+   minutes, validation set) reuses it, and only the arms left to train count against the budget.
 3. ``gan-enhance export`` (``best``, picked by validation mel loss) and ``gan-enhance enhance`` per arm;
    ``gan-enhance evaluate`` (SI-SDR, wide-band PESQ, STOI) of the arms, the degraded input and spectral
    gating (non-stationary and stationary); ``gan-enhance compare`` (paired t-tests).
@@ -67,6 +70,13 @@ TEST_RIR = ("clap_seminar_room_*", "openair_st_margarets_church*")
 TEST_SNR_DB = [0.0, 10.0]
 TEST_COLORS = ["white", "pink", "brown"]
 TEST_PIECE_SECONDS = 4.0
+# Validation is one fixed set of pairs for every arm: the validation voices with the training noise
+# recordings at the test's SNRs, degraded once like the test set. Validating on the fly would follow each
+# arm's own chain (its synthetic noise share and colours), and the arms' validation losses would measure
+# different data. Bump VALIDATION when the set changes, so that older arms are trained again.
+VAL_ITEMS = 16
+VAL_SEED_OFFSET = 1000
+VALIDATION = "pairs v1: validation voices, training noise recordings, 0-10 dB"
 SAMPLE_RATE = 16000
 METRICS = ("si_sdr", "pesq_wb", "stoi")
 METRIC_LABELS = {"si_sdr": "SI-SDR (dB)", "pesq_wb": "PESQ-WB", "stoi": "STOI"}
@@ -289,13 +299,12 @@ def prepare_data(data: Path, out: Path, overrides: dict) -> tuple[Path, dict]:
             raise BenchmarkError(f"{data / kind}: no {kind} file for the {', '.join(empty)} split(s)")
     folder = out / "data"
     folder.mkdir(parents=True, exist_ok=True)
-    for name in ("train", "val"):
-        write_manifest(speech[name], folder / f"{name}.csv")
+    write_manifest(speech["train"], folder / "train.csv")
     overlay = {
         "$include": [str(CONFIG)],
         "runs_dir": str(out / "runs"),
         "Data.train_sources": [str(folder / "train.csv")],
-        "Data.val_sources": [str(folder / "val.csv")],
+        "Data.val_paired": [str(folder / "val" / "degraded"), str(folder / "val" / "clean")],
         "Data.noise_dirs": noise["train"],
         "Data.rir_dirs": rir["train"],
         **overrides,
@@ -305,48 +314,88 @@ def prepare_data(data: Path, out: Path, overrides: dict) -> tuple[Path, dict]:
     return config, {"speech": speech, "noise": noise, "rir": rir}
 
 
-def write_test_set(
-    config: Path, parts: dict, folder: Path, seed: int, limit: int, reverb: bool, env: dict[str, str]
-) -> int:
-    """Held-out speech in <= 4 s pieces (``folder/pieces``), degraded by ``gan-enhance degrade`` with the
-    run's own task chain at 0-10 dB SNR and the held-out noises (and rooms when ``reverb``): ``clean/`` and
-    ``degraded/`` under ``folder``. Without ``reverb`` the Reverb step is off."""
+def cut_pieces(paths: list[str]) -> list[tuple[str, object]]:
+    """``(name, samples)`` of ``paths`` cut into <= ``TEST_PIECE_SECONDS`` pieces at ``SAMPLE_RATE``."""
     import numpy as np
+
+    from gan_enhance.audio import read_audio
+
+    pieces = []
+    for path in paths:
+        wav = read_audio(path, SAMPLE_RATE, mono=True)[0][0].numpy()
+        count = math.ceil(wav.size / (TEST_PIECE_SECONDS * SAMPLE_RATE))
+        stem = os.path.splitext(os.path.basename(path))[0]
+        pieces += [(f"{stem}_{number}", piece) for number, piece in enumerate(np.array_split(wav, count))]
+    return pieces
+
+
+def write_pieces(pieces: list[tuple[str, object]], folder: Path) -> None:
     import torch
 
-    from gan_enhance.audio import read_audio, write_audio
+    from gan_enhance.audio import write_audio
+
+    for name, piece in pieces:
+        write_audio(folder / f"{name}.wav", torch.from_numpy(piece)[None], SAMPLE_RATE)
+
+
+def degrade_pieces(
+    config: Path,
+    folder: Path,
+    noises: list[str],
+    rirs: list[str],
+    seed: int,
+    reverb: bool,
+    env: dict[str, str],
+) -> None:
+    """``folder/pieces`` degraded by ``gan-enhance degrade`` with the run's own task chain, at 0-10 dB SNR
+    with the recordings ``noises`` (and the rooms ``rirs`` when ``reverb``; else the Reverb step is off):
+    ``clean/`` and ``degraded/`` under ``folder``."""
     from gan_enhance.train.builders import read_experiment
     from gan_enhance.train.config import load_config
 
     data = read_experiment(load_config(config)).data
     settings = {name: dict(values) for name, values in data.degradation_settings.items()}
-    # The held-out noise recordings only: no synthetic share, whatever training draws. The colours are then
-    # unused but still drawn, and a list of one draws no random number (numpy's randint(1)): pinning the
-    # three of the benchmark's first test set keeps its seeded items whatever colours training uses.
+    # The noise recordings only: no synthetic share, whatever training draws. The colours are then unused but
+    # still drawn, and a list of one draws no random number (numpy's randint(1)): pinning the three of the
+    # benchmark's first test set keeps its seeded items whatever colours training uses.
     settings.setdefault("AddNoise", {}).update(snr_db=TEST_SNR_DB, synthetic_prob=0.0, colors=TEST_COLORS)
     if not reverb:
         settings.setdefault("Reverb", {})["prob"] = 0.0
-    shutil.rmtree(folder, ignore_errors=True)
-    index = 0
-    for path in parts["speech"]["test"]:
-        wav = read_audio(path, SAMPLE_RATE, mono=True)[0][0].numpy()
-        count = math.ceil(wav.size / (TEST_PIECE_SECONDS * SAMPLE_RATE))
-        stem = os.path.splitext(os.path.basename(path))[0]
-        for number, piece in enumerate(np.array_split(wav, count)):
-            if limit and index >= limit:
-                break
-            write_audio(
-                folder / "pieces" / f"{stem}_{number}.wav", torch.from_numpy(piece)[None], SAMPLE_RATE
-            )
-            index += 1
     args = ["degrade", str(folder / "pieces"), str(folder), "--task", data.task, "--seed", str(seed)]
     args += ["--in-sample-rate", str(SAMPLE_RATE), "--out-sample-rate", str(SAMPLE_RATE)]
-    args += ["--noise", *parts["noise"]["test"], "--rir", *parts["rir"]["test"]]
+    args += ["--noise", *noises, "--rir", *rirs]
     for class_name, values in settings.items():
         for key, value in values.items():
             args += ["--set", f"{class_name}.{key}={json.dumps(value)}"]
     gan_enhance(args, env, folder / "degrade.log")
-    return index
+
+
+def write_test_set(
+    config: Path, parts: dict, folder: Path, seed: int, limit: int, reverb: bool, env: dict[str, str]
+) -> int:
+    """Held-out speech in <= 4 s pieces (the first ``limit``; 0: all), degraded with the held-out noises
+    (and rooms when ``reverb``): ``clean/`` and ``degraded/`` under ``folder``; returns the number of items."""
+    pieces = cut_pieces(parts["speech"]["test"])
+    pieces = pieces[:limit] if limit else pieces
+    shutil.rmtree(folder, ignore_errors=True)
+    write_pieces(pieces, folder / "pieces")
+    degrade_pieces(config, folder, parts["noise"]["test"], parts["rir"]["test"], seed, reverb, env)
+    return len(pieces)
+
+
+def write_val_set(
+    config: Path, parts: dict, folder: Path, seed: int, items: int, reverb: bool, env: dict[str, str]
+) -> None:
+    """``items`` validation pairs (see ``VALIDATION``): the validation voices in <= 4 s pieces, repeated
+    under new names until there are enough (each copy gets its own noise, SNR and excerpt), degraded with
+    the training noises (and rooms when ``reverb``)."""
+    pieces = cut_pieces(parts["speech"]["val"])
+    copies = [
+        (f"{name}_r{copy}", piece) for copy in range(math.ceil(items / len(pieces))) for name, piece in pieces
+    ]
+    shutil.rmtree(folder, ignore_errors=True)
+    write_pieces(copies[:items], folder / "pieces")
+    degrade_pieces(config, folder, parts["noise"]["train"], parts["rir"]["train"], seed, reverb, env)
 
 
 # -- 2. training ----------------------------------------------------------------------------------------------------
@@ -362,20 +411,36 @@ def arm_args(name: str, config: Path, steps_done: dict[str, int], warmup: float)
     return args
 
 
-def finished(run_dir: Path, minutes: float) -> bool:
-    """Whether ``run_dir`` holds an arm an earlier call trained for ``minutes``."""
-    record = run_dir / "arm.json"
-    return record.is_file() and json.loads(record.read_text()).get("minutes") == minutes
+def reusable(run_dir: Path, args: list[str], minutes: float) -> dict | None:
+    """The record of the arm an earlier call trained in ``run_dir`` with these ``args`` for ``minutes``
+    and today's validation set; None when it must be trained (again)."""
+    record_path = run_dir / "arm.json"
+    if not record_path.is_file():
+        return None
+    record = json.loads(record_path.read_text())
+    same = (record["args"], record["minutes"], record.get("validation")) == (args, minutes, VALIDATION)
+    return record if same else None
+
+
+def arms_to_train(names: list[str], config: Path, out: Path, minutes: float, warmup: float) -> list[str]:
+    """The arms of ``names`` that no earlier call left reusable (a GAN arm's arguments follow its
+    regression twin's steps, so the twin is looked at first)."""
+    steps, pending = {}, []
+    for name in sorted(names, key=lambda n: ARMS[n][1]):
+        record = reusable(out / "runs" / name, arm_args(name, config, steps, warmup), minutes)
+        if record:
+            steps[name] = record["steps"]
+        else:
+            pending.append(name)
+    return pending
 
 
 def train_arm(name: str, args: list[str], minutes: float, run_dir: Path, env: dict[str, str]) -> dict:
     """Train until the deadline, then SIGTERM; returns (and records in ``arm.json``) steps and seconds."""
-    record_path = run_dir / "arm.json"
-    if record_path.is_file():
-        record = json.loads(record_path.read_text())
-        if record["args"] == args and record["minutes"] == minutes:
-            log(f"{name}: reusing the finished run in {run_dir}")
-            return record
+    record = reusable(run_dir, args, minutes)
+    if record:
+        log(f"{name}: reusing the finished run in {run_dir}")
+        return record
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     log_path = run_dir / "train.log"
@@ -399,8 +464,9 @@ def train_arm(name: str, args: list[str], minutes: float, run_dir: Path, env: di
     if process.returncode not in (0, INTERRUPTED) or not steps:
         tail = "\n".join(text.splitlines()[-15:])
         raise BenchmarkError(f"{name}: gan-enhance train exited {process.returncode} ({log_path}):\n{tail}")
-    record = {"args": args, "minutes": minutes, "steps": int(steps[-1]), "seconds": seconds}
-    record_path.write_text(json.dumps(record, indent=1))
+    record = {"args": args, "minutes": minutes, "validation": VALIDATION}
+    record.update(steps=int(steps[-1]), seconds=seconds)
+    (run_dir / "arm.json").write_text(json.dumps(record, indent=1))
     log(f"{name}: {record['steps']} steps in {seconds:.0f} s ({record['steps'] / seconds:.2f} steps/s)")
     return record
 
@@ -639,22 +705,22 @@ def main() -> int:
         )
         return 0
     minutes = args.minutes_per_arm or (QUICK["minutes"] if args.quick else 10.0)
+    valid_every = args.valid_every or (QUICK["valid_every"] if args.quick else 50)
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+
+    config, parts = prepare_data(data, out, {"Trainer.valid_every": valid_every})
     # Arms finished by an earlier call with the same settings are reused, not trained again.
-    to_train = [name for name in args.arms if not finished(Path(args.out).resolve() / "runs" / name, minutes)]
+    to_train = arms_to_train(args.arms, config, out, minutes, args.gan_warmup)
     if minutes * len(to_train) > TOTAL_BUDGET_MINUTES:
         parser.error(
             f"{len(to_train)} arms to train x {minutes:g} min exceeds the {TOTAL_BUDGET_MINUTES:g}-minute budget"
         )
-    valid_every = args.valid_every or (QUICK["valid_every"] if args.quick else 50)
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-
-    overrides = {"Trainer.valid_every": valid_every}
-    if args.quick:
-        overrides["Data.val_items"] = QUICK["val_items"]
-    config, parts = prepare_data(data, out, overrides)
     test = out / "data" / "test"
     limit = QUICK["test_items"] if args.quick else 0
     count = write_test_set(config, parts, test, args.seed, limit, args.test_reverb, env)
+    val_items = QUICK["val_items"] if args.quick else VAL_ITEMS
+    val_seed = args.seed + VAL_SEED_OFFSET
+    write_val_set(config, parts, out / "data" / "val", val_seed, val_items, args.test_reverb, env)
     log(
         f"split: speech {', '.join(f'{k} {len(v)}' for k, v in parts['speech'].items())} files; "
         f"noise/rir test {len(parts['noise']['test'])}/{len(parts['rir']['test'])}; {count} test items at 0-10 dB"
