@@ -1,4 +1,5 @@
-"""DDP: a two-process ``torchrun`` (gloo on CPU) run finishes and both ranks hold identical weights."""
+"""DDP: a two-process ``torchrun`` (gloo on CPU) run finishes and both ranks hold identical weights; when
+one rank's data loading fails, every rank stops at the same step and rank 0 keeps the steps so far."""
 
 from __future__ import annotations
 
@@ -73,3 +74,70 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
     # Only rank 0 writes: one pair of log folders, one config, one set of checkpoints.
     assert sorted(os.listdir(tmp_path / "runs" / "ddp" / "logs")) == ["train", "val"]
     assert initial["step"] == 3
+
+
+# Rank 1's fetch of its fourth batch fails as if too many of its files had broken.
+FAILING_RANK_SCRIPT = """
+import json, os, sys
+import torch
+from gan_enhance.data.datasets import TooManyBadFilesError
+from gan_enhance.train import loop
+from gan_enhance.train.config import load_config
+from gan_enhance.train.run import run_training
+
+torch.set_num_threads(1)
+config_path, overrides = sys.argv[1], json.loads(sys.argv[2])
+fetch = loop.BatchStream.__next__
+fetched = []
+
+def failing_fetch(self):
+    fetched.append(1)
+    if os.environ["RANK"] == "1" and len(fetched) == 4:
+        raise TooManyBadFilesError("2 of 2 training files failed to load (rank 1)")
+    return fetch(self)
+
+loop.BatchStream.__next__ = failing_fetch
+run_training({**load_config(config_path), **overrides})
+"""
+
+
+@pytest.mark.slow
+def test_a_data_failure_on_one_rank_stops_every_rank_and_rank_0_keeps_the_steps(tmp_path):
+    from gan_enhance.data import write_synthetic_corpus
+
+    corpus = tmp_path / "corpus"
+    write_synthetic_corpus(str(corpus), num_files=2, seconds=1.0, sample_rate=16000)
+    overrides = {
+        "name": "ddp",
+        "runs_dir": str(tmp_path / "runs"),
+        "Trainer.max_steps": 10,
+        "Trainer.adversarial_start": 100,
+        "Trainer.batch_size": 1,
+        "Trainer.num_workers": 0,
+        "Trainer.valid_every": 0,
+        "Trainer.sample_every": 0,
+        "Trainer.checkpoint_every": 100,
+        "Trainer.quiet": True,
+        "Data.segment_samples": 4096,
+        "Data.epoch_items": 8,
+        "Data.val_items": 1,
+        "Data.train_sources": [str(corpus)],
+        "Data.val_sources": [str(corpus)],
+    }
+    script = tmp_path / "rank.py"
+    script.write_text(FAILING_RANK_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += [str(script), os.path.join(CONF, "debug.yml"), json.dumps(overrides)]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    finished = subprocess.run(
+        command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+    )
+    assert finished.returncode != 0
+    assert "TooManyBadFilesError: 2 of 2 training files failed to load (rank 1)" in finished.stderr
+    assert "data loading failed on another rank" in finished.stderr
+    # rank 0 wrote latest after the three steps every rank trained, at the data position before the fourth
+    latest = torch.load(
+        tmp_path / "runs" / "ddp" / "checkpoints" / "latest" / "checkpoint.pt", weights_only=True
+    )
+    assert latest["step"] == 3
+    assert latest["data"]["batches"] == 3

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gan_enhance.data.datasets import BadFileLog, TooManyBadFilesError
-from gan_enhance.errors import CheckpointError
+from gan_enhance.data.datasets import BadFileLog
+from gan_enhance.errors import CheckpointError, DataError
 from gan_enhance.train.checkpoint import (
     BestTracker,
     load_resumable,
@@ -177,12 +177,14 @@ class StopSignals:
             signal.signal(signum, handler)
         self._previous = {}
 
-    def received(self, state: State) -> int:
-        """The signal any rank received (0: none); every rank gets the same answer."""
+    def agree(self, state: State, failed: bool) -> tuple[int, bool]:
+        """``(signal, failed)``: the signal any rank received (0: none) and whether any rank says ``failed``;
+        every rank gets the same answer (one all-reduce)."""
         if not state.dist.distributed:
-            return self.signum
-        flag = torch.tensor([float(self.signum)], device=state.device)
-        return int(max_over_ranks(flag, state.dist).item())
+            return self.signum, failed
+        flags = torch.tensor([float(self.signum), float(failed)], device=state.device)
+        signum, anyone_failed = max_over_ranks(flags, state.dist).tolist()
+        return int(signum), bool(anyone_failed)
 
 
 def fit(state: State, run: Run) -> FitResult:
@@ -224,22 +226,30 @@ def _one_step(
 ) -> tuple[bool, int]:
     """Fetch a batch, train one step and run the periodic jobs due at the new step.
 
-    Returns (early stop requested, signal received). A signal also ends a fetch that fails because the
-    same signal stopped the data workers: the checkpoint then holds the position before that batch.
+    Returns (early stop requested, signal received). After the fetch every rank hears of a signal any
+    rank received and of a fetch that failed on any rank, so all stop before the same step (a rank that
+    left alone would leave the others waiting in their next collective): ``latest`` is written at the
+    data position before this batch, then the run returns (signal; a fetch that failed because the signal
+    stopped the data workers included) or raises the fetch's error.
     """
     settings = state.settings
     started = time.perf_counter()
+    position = run.train_batches.state_dict()
     try:
-        batch = next(run.train_batches)
-    except TooManyBadFilesError:
-        write_checkpoint(state, run, ["latest"])  # the steps so far are good: keep them
-        raise
-    except Exception:
-        # Local check only: a collective here could wait forever on ranks whose fetch succeeded.
-        if not signals.signum:
-            raise
-        write_checkpoint(state, run, ["latest"])
-        return False, signals.signum
+        batch, error = next(run.train_batches), None
+    except Exception as caught:  # every rank must hear of it before any rank raises
+        batch, error = None, caught
+    interrupted, failed = signals.agree(state, error is not None)
+    if interrupted or failed:
+        write_checkpoint(state, run, ["latest"], position)  # the steps so far are good: keep them
+        if interrupted:
+            return False, interrupted
+        if error is not None:
+            raise error
+        raise DataError(
+            f"data loading failed on another rank before step {state.step + 1} (its error is in its output); "
+            f"wrote checkpoints/latest at step {state.step}"
+        )
     fetched = time.perf_counter()
     metrics = train_step(state, batch)
     if run.spike_guard is not None:
@@ -255,12 +265,11 @@ def _one_step(
     stopped_early = False
     if settings.valid_every and step % settings.valid_every == 0:
         stopped_early = run_validation(state, run)
-    interrupted = signals.received(state)
     keep = settings.keep_every > 0 and step % settings.keep_every == 0
     due = step % settings.checkpoint_every == 0 or step == settings.max_steps
-    if due or keep or stopped_early or interrupted:
+    if due or keep or stopped_early:
         write_checkpoint(state, run, ["latest"] + ([step_tag(step)] if keep else []))
-    return stopped_early, interrupted
+    return stopped_early, 0
 
 
 def log_training(
@@ -382,13 +391,15 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
     )
 
 
-def write_checkpoint(state: State, run: Run, tags: list[str]) -> None:
-    """Rank 0 writes the run's checkpoint under ``tags``; the data position travels with it."""
+def write_checkpoint(state: State, run: Run, tags: list[str], position: dict | None = None) -> None:
+    """Rank 0 writes the run's checkpoint under ``tags``; the data position (``position``, else the
+    stream's current one) travels with it."""
     if state.dist.is_main:
         trainer = {"tracker": run.tracker.state_dict() if run.tracker is not None else {}}
         if run.spike_guard is not None:
             trainer["spike_guard"] = run.spike_guard.state_dict()
-        payload = state_payload(state, run.train_batches.state_dict(), run.last_metrics, run.config, trainer)
+        data = run.train_batches.state_dict() if position is None else position
+        payload = state_payload(state, data, run.last_metrics, run.config, trainer)
         save_checkpoint(payload, run.run_dir, tags)
 
 
