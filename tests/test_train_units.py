@@ -158,3 +158,22 @@ def test_trainer_threads_set_torch_cpu_threads_and_zero_keeps_the_default():
             configure_backends(tf32=False, cudnn_benchmark=False, deterministic=False, threads=-1)
     finally:
         torch.set_num_threads(before)
+
+
+def test_deterministic_mode_warns_about_kernels_without_a_deterministic_version_instead_of_stopping():
+    """On CUDA, reflection padding's backward (the STFTs, the period discriminator) has no deterministic
+    kernel: strict mode would stop every deterministic GPU run at its first generator backward."""
+    from gan_enhance.train.precision import configure_backends
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    try:
+        configure_backends(tf32=True, cudnn_benchmark=True, deterministic=True)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        configure_backends(tf32=False, cudnn_benchmark=False, deterministic=False)

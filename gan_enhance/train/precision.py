@@ -61,7 +61,11 @@ def configure_backends(tf32: bool, cudnn_benchmark: bool, deterministic: bool, t
     """Set the process-wide numerics flags once, before models are built.
 
     TF32 matmuls and cudnn autotuning are fast but not bitwise reproducible, so deterministic mode
-    turns both off whatever the other flags say. ``threads`` > 0 sets torch's CPU thread count.
+    turns both off whatever the other flags say. It asks torch for deterministic kernels with
+    ``warn_only``: a few CUDA backward kernels have no deterministic version (reflection padding's, used
+    by the STFTs and the period discriminator), and torch would stop the run at the first of them; it
+    warns instead, naming the op (CPU kernels are all deterministic). ``threads`` > 0 sets torch's CPU
+    thread count.
     """
     if threads < 0:
         raise ConfigError(f"Trainer.threads must be >= 0 (0 keeps torch's default), got {threads}")
@@ -70,7 +74,7 @@ def configure_backends(tf32: bool, cudnn_benchmark: bool, deterministic: bool, t
     if deterministic:
         # cuBLAS needs a fixed workspace for deterministic reductions; it must be set before first use.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=True)
         tf32 = cudnn_benchmark = False
     torch.backends.cudnn.benchmark = cudnn_benchmark
     torch.backends.cudnn.deterministic = deterministic

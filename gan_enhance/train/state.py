@@ -52,7 +52,8 @@ class TrainerSettings:
     tf32, cudnn_benchmark : bool
         Fast CUDA matmuls and cudnn autotuning (ignored in deterministic mode).
     deterministic : bool
-        Deterministic algorithms: the same seed gives bitwise the same run.
+        Deterministic algorithms: the same seed gives bitwise the same run (on CUDA, up to the few
+        kernels that have none; torch warns about each).
     seed : int
         Seed of model initialisation and of the data order.
     device : str
