@@ -93,8 +93,14 @@ def wrap_model(model: nn.Module, info: DistInfo, find_unused_parameters: bool = 
     if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     device_ids = [info.local_rank] if info.device.type == "cuda" else None
+    # No buffer changes in a way ranks could disagree on (window and filterbank constants; spectral norm's
+    # vectors follow the weights; synchronised batch norm's statistics are global), so rank 0's buffers are
+    # not broadcast before every forward.
     return DistributedDataParallel(
-        model, device_ids=device_ids, find_unused_parameters=find_unused_parameters
+        model,
+        device_ids=device_ids,
+        find_unused_parameters=find_unused_parameters,
+        broadcast_buffers=False,
     )
 
 

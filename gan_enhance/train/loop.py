@@ -350,8 +350,8 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
     guard, settings = run.spike_guard, state.settings
     loss = float(mean_over_ranks({"loss": metrics["total/loss"]}, state.dist)["loss"])
     acted = guard.observe(loss, state.adversarial)
-    metrics["spikes/total"] = torch.tensor(float(guard.spikes), device=state.device)
-    metrics["spikes/actions"] = torch.tensor(float(guard.actions), device=state.device)
+    metrics["spikes/total"] = torch.full((), float(guard.spikes), device=state.device)
+    metrics["spikes/actions"] = torch.full((), float(guard.actions), device=state.device)
     if not acted:
         return
     if guard.actions > settings.spike_max_actions:

@@ -240,7 +240,9 @@ def _count_nonfinite(state: State, healthy: bool, metrics: dict[str, Tensor]) ->
     else:
         state.nonfinite_in_a_row += 1
         state.nonfinite_total += 1
-    metrics["nonfinite/skipped"] = torch.tensor(float(state.nonfinite_total), device=state.device)
+    # torch.full fills on the device; torch.tensor of a number would copy it from the host and wait for
+    # the device to finish the step's queued work (a sync every step).
+    metrics["nonfinite/skipped"] = torch.full((), float(state.nonfinite_total), device=state.device)
     if state.nonfinite_in_a_row >= state.settings.max_nonfinite:
         values = ", ".join(f"{key}={value.item():.4g}" for key, value in sorted(metrics.items()))
         raise NonFiniteLossError(
