@@ -237,7 +237,7 @@ def test_collectives_see_only_device_tensors_under_ddp(corpus, tmp_path, monkeyp
     recorder = DevicelessFactories()
     collectives = FakeCollectives(device, recorder)
     collectives.install(monkeypatch)
-    monkeypatch.setattr(run, "init_distributed", lambda name: DistInfo(rank=0, world_size=2, device=device))
+    monkeypatch.setattr(run, "init_distributed", lambda *args: DistInfo(rank=0, world_size=2, device=device))
     monkeypatch.setattr(builders, "wrap_model", lambda model, info, unused=False: model.to(info.device))
     monkeypatch.setattr(run, "fit", recorder.fit(run.fit))
     with recorder:

@@ -177,3 +177,25 @@ def test_deterministic_mode_warns_about_kernels_without_a_deterministic_version_
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
         configure_backends(tf32=False, cudnn_benchmark=False, deterministic=False)
+
+
+def test_a_torchrun_process_group_waits_as_long_as_the_config_says(monkeypatch):
+    """Rank 0 validates and writes checkpoints alone while the others wait in a collective: NCCL's default
+    10-minute watchdog would abort runs whose validation takes longer."""
+    import datetime
+
+    import torch.distributed as dist
+
+    from gan_enhance.train.distributed import init_distributed
+
+    calls = []
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(dist, "get_backend", lambda: "gloo")
+    for name, value in (("WORLD_SIZE", "2"), ("RANK", "1"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(name, value)
+    info = init_distributed("cpu", timeout_minutes=90)
+    assert (info.rank, info.world_size, info.distributed) == (1, 2, True)
+    assert calls == [{"backend": "gloo", "timeout": datetime.timedelta(minutes=90)}]
+    with pytest.raises(ConfigError, match="Trainer.dist_timeout_minutes"):
+        init_distributed("cpu", timeout_minutes=0)

@@ -11,6 +11,7 @@ tensor only on a GPU machine; the check makes a CPU test fail the same way).
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class DistInfo:
         return self.world_size > 1 or self.launched
 
 
-def init_distributed(device: str) -> DistInfo:
+def init_distributed(device: str, timeout_minutes: float = 60.0) -> DistInfo:
     """Join the ``torchrun`` process group if there is one and pick this process's device.
 
     Parameters
@@ -54,7 +55,11 @@ def init_distributed(device: str) -> DistInfo:
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``; under torchrun each process takes
         ``cuda:LOCAL_RANK``.
+    timeout_minutes : float
+        How long a collective may wait for the other ranks (``Trainer.dist_timeout_minutes``).
     """
+    if timeout_minutes <= 0:
+        raise ConfigError(f"Trainer.dist_timeout_minutes must be > 0, got {timeout_minutes}")
     launched = "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ  # set by torchrun
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -71,10 +76,11 @@ def init_distributed(device: str) -> DistInfo:
     else:
         chosen = torch.device("cpu")
     if (launched or world_size > 1) and not dist.is_initialized():
+        timeout = datetime.timedelta(minutes=timeout_minutes)
         if chosen.type == "cuda":
-            dist.init_process_group(backend="nccl", device_id=chosen)
+            dist.init_process_group(backend="nccl", device_id=chosen, timeout=timeout)
         else:
-            dist.init_process_group(backend="gloo")
+            dist.init_process_group(backend="gloo", timeout=timeout)
         log.info(
             "joined the process group: backend %s, rank %d of %d, device %s",
             dist.get_backend(),

@@ -55,7 +55,7 @@ def run_training(
             f"{run_dir} already holds a run (checkpoints/latest); add --resume to continue it or set another name"
         )
     configure_backends(trainer.tf32, trainer.cudnn_benchmark, trainer.deterministic, trainer.threads)
-    dist = init_distributed(trainer.device)
+    dist = init_distributed(trainer.device, trainer.dist_timeout_minutes)
     writers = log_file = None
     try:
         if dist.is_main and (run_dir.is_dir() or not resume):  # no folder for a --resume of nothing

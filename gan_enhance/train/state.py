@@ -61,6 +61,10 @@ class TrainerSettings:
     threads : int
         CPU threads of each training process's torch ops (``torch.set_num_threads``; like
         ``enhance --threads``); 0 keeps torch's default (all cores). Data workers always run one thread.
+    dist_timeout_minutes : float
+        Under ``torchrun``, how long a rank waits in a collective before the run is aborted. Rank 0 alone
+        validates, writes samples and checkpoints while the others wait: NCCL's default of 10 minutes
+        would abort a run whose validation (PESQ, DNSMOS on a large set) or checkpoint write takes longer.
     find_unused_parameters : bool
         DDP option for models with parameters a forward pass may leave unused (slower; off by default).
     log_every : int
@@ -134,6 +138,7 @@ class TrainerSettings:
     seed: int = 0
     device: str = "auto"
     threads: int = 0
+    dist_timeout_minutes: float = 60.0
     find_unused_parameters: bool = False
     log_every: int = 50
     valid_every: int = 5000
