@@ -233,12 +233,17 @@ def test_corrupt_latest_is_detected_and_resume_falls_back_to_previous(
     with pytest.raises(CheckpointError, match=expected):
         load_checkpoint(latest)
     caplog.set_level(logging.INFO, logger="gan_enhance.train")
-    result = run_training(config(corpus, tmp_path, "run", **{"Trainer.max_steps": 4}), resume=True)
-    assert result.step == 4
+    result = run_training(config(corpus, tmp_path, "run", **{"Trainer.max_steps": 3}), resume=True)
+    assert result.step == 3
     assert any("trying an older checkpoint" in r.message and str(latest) in r.message for r in caplog.records)
     assert any(
         f"resumed {checkpoint_path(run_dir, PREVIOUS_TAG)} at step 2" in r.message for r in caplog.records
     )
+    # The new latest's save did not rotate the corrupt file into previous: the good step-2 checkpoint is
+    # still there, and the unreadable one is kept aside, not deleted.
+    assert load_checkpoint(checkpoint_path(run_dir, PREVIOUS_TAG))["step"] == 2
+    assert load_checkpoint(latest)["step"] == 3
+    assert latest.with_name(latest.name + ".unreadable").is_file()
 
 
 class RunsCode:

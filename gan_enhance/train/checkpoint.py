@@ -40,6 +40,8 @@ from gan_enhance.version import __version__
 CHECKPOINT_DIR = "checkpoints"
 # The tag that keeps the last ``latest`` while a new one is written.
 PREVIOUS_TAG = "previous"
+# A checkpoint that failed to load when a run resumed is kept under this suffix (see load_resumable).
+UNREADABLE_SUFFIX = ".unreadable"
 log = logging.getLogger("gan_enhance.train")
 
 
@@ -140,9 +142,13 @@ def _keep_previous(latest: Path, previous: Path) -> None:
             shutil.copyfile(latest, temporary)
 
 
-def load_resumable(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+def load_resumable(run_dir: str | Path, set_aside: bool = False) -> tuple[dict[str, Any], Path]:
     """The newest checkpoint of a run that loads and checks: ``latest``, else ``previous``, else the others
     (``<N>k``, ``best``), newest file first. Each one skipped is logged with the reason.
+
+    With ``set_aside`` (the process that writes the run's checkpoints), each file that failed to load is
+    renamed to ``checkpoint.pt.unreadable``: otherwise the next save would rotate a bad ``latest`` into
+    ``previous``, over the good checkpoint the run resumed from.
 
     Raises
     ------
@@ -164,12 +170,16 @@ def load_resumable(run_dir: str | Path) -> tuple[dict[str, Any], Path]:
             payload = load_checkpoint(path)
         except CheckpointError as error:
             log.warning("cannot resume from %s, trying an older checkpoint: %s", path, error)
-            failures.append(str(error))
+            failures.append((path, str(error)))
             continue
+        for failed, _ in failures if set_aside else []:
+            kept = failed.with_name(failed.name + UNREADABLE_SUFFIX)
+            os.replace(failed, kept)
+            log.warning("kept the unreadable %s aside as %s", failed, kept)
         return payload, path
     if not failures:
         raise CheckpointError(f"no checkpoint in {folder}; train without --resume")
-    raise CheckpointError(f"no usable checkpoint in {folder}: " + " | ".join(failures))
+    raise CheckpointError(f"no usable checkpoint in {folder}: " + " | ".join(error for _, error in failures))
 
 
 def restore_state(state: State, payload: dict[str, Any]) -> None:

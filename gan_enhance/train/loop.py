@@ -362,7 +362,7 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
         )
     if settings.spike_action == "restore":
         try:
-            payload, path = load_resumable(run.run_dir)
+            payload, path = load_resumable(run.run_dir, set_aside=state.dist.is_main)
         except CheckpointError as error:  # no good checkpoint yet: lowering the rate is what is left
             log.warning("cannot restore after loss spikes (%s); lowering the learning rates instead", error)
         else:

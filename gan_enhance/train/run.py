@@ -152,7 +152,7 @@ def _resume(
 ) -> dict[str, float]:
     """Restore the newest usable checkpoint into ``state``, the data position, the best tracker and the
     spike guard; returns the checkpoint's last validation metrics."""
-    payload, path = load_resumable(run_dir)
+    payload, path = load_resumable(run_dir, set_aside=state.dist.is_main)
     restore_state(state, payload)
     batches.load_state_dict(payload["data"])
     tracker.load_state_dict(payload["trainer"]["tracker"])
