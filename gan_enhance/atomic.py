@@ -69,6 +69,10 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[str]
     format by extension still work) and in the same folder, so the rename is atomic. On any error it is
     removed and ``path`` keeps its previous content. The folder is created if missing.
 
+    A link to a file is followed (the file is replaced, the link stays). A pipe, device or socket
+    (``/dev/stdout``, a FIFO) is written in place: it holds no content to keep, and a rename would replace
+    it with a regular file.
+
     Parameters
     ----------
     path : str or PathLike
@@ -82,6 +86,14 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[str]
         The disk, a quota or a file-size limit ran out while writing.
     """
     path = os.fspath(path)
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        try:
+            yield path
+        except OSError as error:
+            raise _translated(error, path) from None
+        return
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     folder = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(path)
     try:

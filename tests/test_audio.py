@@ -90,6 +90,39 @@ def test_write_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     assert os.listdir(path.parent) == ["out.wav"]
 
 
+def test_a_write_to_a_pipe_or_through_a_link_keeps_the_pipe_and_the_link(tmp_path):
+    """``--args.save /dev/stdout`` and the like: renaming a finished temporary file over a pipe, a device
+    or a link would replace it with a regular file (run as root: /dev/stdout itself)."""
+    import stat
+    import threading
+
+    from gan_enhance.atomic import write_text
+
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    received = []
+
+    def read():
+        with open(pipe, encoding="utf-8") as stream:
+            received.append(stream.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    write_text(pipe, "name: run\n")
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert received == ["name: run\n"]
+    # a link to a file: the file gets the new content (atomically), the link stays a link
+    target = tmp_path / "configs" / "run.yml"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "run.yml"
+    link.symlink_to(target)
+    write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    assert sorted(os.listdir(target.parent)) == ["run.yml"]
+
+
 def test_write_accepts_1d_and_numpy_and_clips_integer_formats(tmp_path):
     write_audio(tmp_path / "a.wav", np.array([0.0, 2.0, -3.0], dtype=np.float32), 8000)
     back, _ = read_audio(tmp_path / "a.wav")
