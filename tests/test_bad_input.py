@@ -99,6 +99,23 @@ def test_enhance_processes_the_good_files_and_names_each_bad_one(corpus, model, 
         np.testing.assert_allclose(data.T, expected.numpy(), atol=2e-4, err_msg=entry.name)
 
 
+def test_enhance_into_a_folder_inside_its_input_folder_does_not_enhance_its_own_outputs(
+    model, tmp_path, capsys
+):
+    recordings = tmp_path / "recordings"
+    recordings.mkdir()
+    soundfile.write(recordings / "take.wav", 0.1 * np.ones((MODEL_IN // 10, 1), np.float32), MODEL_IN)
+    output = recordings / "enhanced"
+    for _ in range(2):  # the second run finds the first run's output inside the input folder
+        code = cli(["enhance", model, str(recordings), "--output", str(output), "--no-progress"])
+        assert code == 0
+        assert capsys.readouterr().out.split() == [str(output / "take.wav")]
+    assert sorted(path.replace(os.sep, "/") for path in all_files(recordings)) == [
+        "enhanced/take.wav",
+        "take.wav",
+    ]
+
+
 def test_enhance_writes_only_inside_the_output_folder(model, tmp_path, capsys):
     # Inputs spelled with '..', a link inside an input folder to a file outside it, a file given with a
     # trailing slash: every output must land inside --output or be refused.

@@ -55,7 +55,8 @@ def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tu
 
     A folder's tree is mirrored directly under ``output``, so enhanced files pair with clean and degraded
     ones by relative path (how ``gan-enhance evaluate`` matches folders). Every output lies inside
-    ``output``, whatever the input names (``..``, links, odd characters).
+    ``output``, whatever the input names (``..``, links, odd characters). An ``output`` inside an input
+    folder is not searched: it holds outputs, not inputs.
 
     Raises
     ------
@@ -68,9 +69,12 @@ def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tu
     from gan_enhance.data.files import find_audio_files
 
     jobs = []
+    root = os.path.abspath(output)
     for item in inputs:
         if os.path.isdir(item):
             found = find_audio_files([item])
+            if root != os.path.abspath(item):  # (the same folder is refused per file: it would overwrite)
+                found = [path for path in found if not _inside(os.path.abspath(path), root)]
             if not found:
                 raise AudioFileError(f"folder '{item}' holds no audio files ({', '.join(AUDIO_EXTENSIONS)})")
             jobs += [(path, os.path.join(output, os.path.relpath(path, item))) for path in found]
@@ -85,6 +89,10 @@ def collect_jobs(inputs: list[str], output: str, extension: str = "") -> list[tu
     return jobs
 
 
+def _inside(path: str, root: str) -> bool:
+    return os.path.commonpath([root, path]) == root
+
+
 def _check_inside(source: str, target: str, output: str) -> None:
     """Refuse an output that is not a file inside ``output`` (e.g. from an input named ``x.wav/``).
 
@@ -92,7 +100,7 @@ def _check_inside(source: str, target: str, output: str) -> None:
     per file because a write outside --output would be a serious bug.
     """
     root, path = os.path.abspath(output), os.path.abspath(target)
-    if path == root or os.path.commonpath([root, path]) != root:
+    if path == root or not _inside(path, root):
         raise AudioFileError(f"'{source}': its output '{target}' is not a file inside '{output}'")
 
 
