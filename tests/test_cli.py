@@ -64,3 +64,29 @@ def test_help_explains_every_option_in_plain_text(command, capsys, monkeypatch):
     (parser,) = parsers
     undocumented = [action.option_strings or action.dest for action in parser._actions if not action.help]
     assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["enhance", "model", "in.wav", "--output", "out", "--chunk-seconds", "0"],
+            "--chunk-seconds: 0 is not > 0",
+        ),
+        (
+            ["enhance", "model", "in.wav", "--output", "out", "--batch-size", "-3"],
+            "--batch-size: -3 is not >= 0",
+        ),
+        (["enhance", "model", "in.wav", "--output", "out", "--threads", "-1"], "--threads: -1 is not >= 0"),
+        (["preprocess", "--clean", "c", "--items", "0", "--output", "o"], "--items: 0 is not >= 1"),
+        (["evaluate", "--no-reference", "d", "--out", "o", "--jobs", "0"], "--jobs: 0 is not >= 1"),
+        (["compare", "a.csv", "b.csv", "--resamples", "0"], "--resamples: 0 is not >= 1"),
+    ],
+)
+def test_out_of_range_numbers_get_one_line_naming_the_option(arguments, message, capsys):
+    """Before any file is read: a chunk of 0 s used to surface as a traceback from inside the enhancer."""
+    with pytest.raises(SystemExit) as stop:
+        main(arguments)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"gan-enhance {arguments[0]}: error: argument {message}"

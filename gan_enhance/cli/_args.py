@@ -21,6 +21,20 @@ class DescriptionDefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter, Def
     """:class:`DefaultsHelpFormatter` that keeps the description's and epilog's line breaks (tables, lists)."""
 
 
+def number(kind: type, minimum: float, strict: bool = False):
+    """An argparse ``type``: a ``kind`` (int or float) of at least ``minimum`` (above it with ``strict``),
+    so a bad value gets argparse's one-line error naming the option, not a traceback later."""
+
+    def parse(text: str):
+        value = kind(text)  # a ValueError reads "invalid int value: 'x'"
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text} is not {'>' if strict else '>='} {minimum:g}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
 def parser(command: str, description: str) -> argparse.ArgumentParser:
     """An ``ArgumentParser`` whose usage and errors read ``gan-enhance <command> ...``."""
     return argparse.ArgumentParser(

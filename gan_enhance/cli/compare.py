@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 
-from gan_enhance.cli._args import DescriptionDefaultsHelpFormatter
+from gan_enhance.cli._args import DescriptionDefaultsHelpFormatter, number
 from gan_enhance.cli._args import parser as make_parser
 from gan_enhance.errors import ConfigError
 
@@ -52,7 +52,7 @@ def build_parser():
         help="test whose p-value decides the verdict",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap resampling")
-    parser.add_argument("--resamples", type=int, default=10000, help="bootstrap resamples")
+    parser.add_argument("--resamples", type=number(int, 1), default=10000, help="bootstrap resamples")
     parser.add_argument(
         "--quality-module",
         action="append",

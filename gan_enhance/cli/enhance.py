@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from gan_enhance.cli._args import parser
+from gan_enhance.cli._args import number, parser
 from gan_enhance.errors import AudioFileError, ConfigError, GanEnhanceError
 
 HELP = "enhance audio files or folders with an exported model or a training run (chunked, any rate)"
@@ -34,9 +34,17 @@ def _arguments():
         "--output", "-o", required=True, help="folder for the enhanced files (tree mirrors inputs)"
     )
     p.add_argument("--tag", default="best", help="checkpoint of a training run MODEL: best, latest, <N>k")
-    p.add_argument("--chunk-seconds", type=float, default=10.0, help="chunk core length at the model's rate")
     p.add_argument(
-        "--batch-size", type=int, default=0, help="chunks x channels per forward pass; 0: 1 on CPU, 8 on GPU"
+        "--chunk-seconds",
+        type=number(float, 0, strict=True),
+        default=10.0,
+        help="chunk core length at the model's rate",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=number(int, 0),
+        default=0,
+        help="chunks x channels per forward pass; 0: 1 on CPU, 8 on GPU",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument(
@@ -45,7 +53,9 @@ def _arguments():
         help="write at the input's rate instead of the model's output rate",
     )
     p.add_argument("--extension", default="", help="output format, e.g. wav or flac; '' keeps the input's")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch; 0 keeps torch's default")
+    p.add_argument(
+        "--threads", type=number(int, 0), default=0, help="CPU threads for torch; 0 keeps torch's default"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from gan_enhance.cli._args import DescriptionDefaultsHelpFormatter
+from gan_enhance.cli._args import DescriptionDefaultsHelpFormatter, number
 from gan_enhance.cli._args import parser as make_parser
 from gan_enhance.errors import ConfigError
 
@@ -137,7 +137,7 @@ def build_parser():
         help="the inputs' band limit in Hz for lsd_low and lsd_high; 0 estimates it per degraded file",
     )
     scoring.add_argument(
-        "--jobs", type=int, default=1, help="processes computing the metrics (1: in this process)"
+        "--jobs", type=number(int, 1), default=1, help="processes computing the metrics (1: in this process)"
     )
     scoring.add_argument("--device", default="cpu", help="where model systems run: cpu or cuda")
     scoring.add_argument(

@@ -7,7 +7,7 @@ import logging
 import math
 import time
 
-from gan_enhance.cli._args import parser
+from gan_enhance.cli._args import number, parser
 
 HELP = "write degraded/clean training pairs into shards (fast loading)"
 
@@ -31,9 +31,12 @@ def build_parser():
         help='JSON per-degradation overrides, e.g. \'{"AddNoise": {"snr_db": [0, 10]}}\'',
     )
     p.add_argument("--output", required=True, help="shard folder to write")
-    p.add_argument("--items", type=int, required=True, help="number of pairs to write")
+    p.add_argument("--items", type=number(int, 1), required=True, help="number of pairs to write")
     p.add_argument(
-        "--segment-seconds", type=float, default=2.0, help="length of each pair (rounded to whole samples)"
+        "--segment-seconds",
+        type=number(float, 0, strict=True),
+        default=2.0,
+        help="length of each pair (rounded to whole samples)",
     )
     p.add_argument("--in-sample-rate", type=int, default=0, help="input rate (0: the task's)")
     p.add_argument("--out-sample-rate", type=int, default=0, help="target rate (0: the task's)")
