@@ -103,6 +103,16 @@ def test_a_gain_of_two_gives_the_hand_computed_distances():
     assert scores["loudness_diff"] == pytest.approx(20 * math.log10(2), abs=1e-6)
 
 
+def test_a_silent_output_has_a_loudness_difference_not_a_missing_value():
+    """An untrained model that outputs silence must show in the loudness column, not leave it blank."""
+    y = white()
+    reference = metrics.integrated_loudness(y, SR)
+    for silent in (np.zeros_like(y), 1e-6 * y):  # digital silence; -120 dB, under the absolute gate
+        scores = metrics.compute_metrics(silent, y, SR, ["loudness_diff"])
+        assert scores["loudness_diff"] == pytest.approx(-70.0 - reference, abs=1e-9)
+    assert math.isnan(metrics.compute_metrics(y, np.zeros_like(y), SR, ["loudness_diff"])["loudness_diff"])
+
+
 def brickwall(x: np.ndarray, cutoff_hz: float, gain_above: float = 0.0) -> np.ndarray:
     spectrum = np.fft.rfft(x)
     spectrum[np.fft.rfftfreq(len(x), 1 / SR) > cutoff_hz] *= gain_above

@@ -162,15 +162,22 @@ def stoi_score(
     return float(value)
 
 
+# ITU-R BS.1770-4: 400 ms blocks quieter than this take no part in the integrated loudness.
+ABSOLUTE_GATE_LUFS = -70.0
+
+
 def clipping_rate(estimate: np.ndarray, threshold: float = CLIP_THRESHOLD) -> float:
     """Percentage of samples whose magnitude reaches ``threshold`` (full scale is 1.0)."""
     est = np.asarray(estimate)
     return float(100.0 * np.mean(np.abs(est) >= threshold))
 
 
-def integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
-    """ITU-R BS.1770-4 integrated loudness in LUFS (pyloudnorm); NaN for a signal under one 400 ms block
-    or for silence."""
+def integrated_loudness(wav: np.ndarray, sample_rate: int, floor: bool = False) -> float:
+    """ITU-R BS.1770-4 integrated loudness in LUFS (pyloudnorm); NaN for a signal under one 400 ms block.
+
+    A signal entirely below the standard's absolute gate (silence) is NaN, or with ``floor`` the gate
+    itself (``ABSOLUTE_GATE_LUFS``): its loudness is at most that.
+    """
     import pyloudnorm
 
     wav = np.asarray(wav, dtype=np.float64)
@@ -180,12 +187,18 @@ def integrated_loudness(wav: np.ndarray, sample_rate: int) -> float:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         value = meter.integrated_loudness(wav)
-    return float(value) if np.isfinite(value) else math.nan
+    if np.isfinite(value):
+        return float(value)
+    return ABSOLUTE_GATE_LUFS if floor else math.nan
 
 
 def loudness_difference(estimate: np.ndarray, reference: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness of the estimate minus that of the reference, in LU."""
-    return integrated_loudness(estimate, sample_rate) - integrated_loudness(reference, sample_rate)
+    """Integrated loudness of the estimate minus that of the reference, in LU. A silent estimate counts as
+    the absolute gate (-70 LUFS), so a model that outputs silence shows a large negative difference
+    instead of a missing value; a silent reference gives NaN (nothing to compare with)."""
+    return integrated_loudness(estimate, sample_rate, floor=True) - integrated_loudness(
+        reference, sample_rate
+    )
 
 
 def _lsd_band(band: str) -> Callable[..., float]:
