@@ -645,7 +645,7 @@ def verdicts(arms: dict, results: dict) -> list[str]:
         for base, system in pairs:
             for metric in METRICS:
                 winner = results[(base, system, metric)]["winner"]
-                if winner != "tie":
+                if winner in (base, system):  # not a tie, not too few files
                     wins[second if winner == system else first] += 1
         measured = "no side" if wins[first] == wins[second] else max(wins, key=wins.get)
         agrees = {defaults[question]: "is", "no side": "is not shown to be"}.get(measured, "is NOT")

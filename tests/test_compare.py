@@ -89,6 +89,22 @@ def test_small_noisy_differences_are_a_tie():
     assert results[0].p_wilcoxon > 0.05
 
 
+def test_five_files_are_too_few_for_the_wilcoxon_test_and_the_verdict_says_so(two_systems):
+    """Five pairs that all favour one side give the exact Wilcoxon test p = 2 / 2**5 = 0.0625: not a tie
+    of the systems, a test set too small to tell."""
+    baseline, better = two_systems
+    results = {r.metric: r for r in compare.compare_systems({"baseline": baseline[:5], "ours": better[:5]})}
+    assert compare.smallest_wilcoxon_p(5) == 0.0625
+    assert results["si_sdr"].p_wilcoxon == pytest.approx(0.0625)
+    assert results["si_sdr"].winner == compare.TOO_FEW
+    assert compare.verdict(results["si_sdr"]).startswith("too few files to decide (n = 5")
+    # the t-test can decide on five pairs, and six pairs are enough for the Wilcoxon test
+    by_ttest = compare.compare_systems({"baseline": baseline[:5], "ours": better[:5]}, test="ttest")
+    assert all(r.winner == "ours" for r in by_ttest)
+    six = compare.compare_systems({"baseline": baseline[:6], "ours": better[:6]}, metrics=["si_sdr"])
+    assert six[0].winner == "ours"
+
+
 def test_only_common_files_are_paired_and_nan_is_skipped(two_systems):
     baseline, better = two_systems
     partial = better[5:]

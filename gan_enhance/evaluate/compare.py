@@ -32,6 +32,8 @@ from gan_enhance.evaluate.metrics import HIGHER, METRICS, ZERO
 from gan_enhance.evaluate.report import fmt, markdown_table, metric_columns
 
 TIE = "tie"
+# The Wilcoxon test with too few pairs: even n pairs that all favour one side cannot reach alpha.
+TOO_FEW = "too few pairs"
 TESTS = ("wilcoxon", "ttest")
 # Bootstrap resamples are drawn in blocks of at most this many values to bound memory.
 _BOOTSTRAP_BLOCK = 2_000_000
@@ -238,7 +240,17 @@ def compare_systems(
             r.p_ttest, r.p_wilcoxon = p_t, p_w
             decision = p_w if test == "wilcoxon" else p_t
             r.winner = _winner(metric, r.mean_difference, decision, alpha, r.baseline, r.system)
+            # Holm multiplies the smallest p by the family's size; below it no p can fall.
+            if test == "wilcoxon" and r.winner == TIE and len(family) * smallest_wilcoxon_p(r.n) >= alpha:
+                r.winner = TOO_FEW
     return results
+
+
+def smallest_wilcoxon_p(n: int) -> float:
+    """The smallest two-sided p-value of the exact Wilcoxon signed-rank test on ``n`` pairs (all
+    differences of one sign): ``2 / 2**n``. At n = 5 it is 0.0625, so no 5-file test set can show a
+    difference at p < 0.05, however large."""
+    return 2.0 ** (1 - n) if n > 0 else 1.0
 
 
 def _p(value: float) -> str:
@@ -256,6 +268,8 @@ def verdict(result: PairedResult) -> str:
     """The row's outcome in words: ``"<system> better"``, or that the difference is not significant."""
     if result.winner == TIE:
         return "no significant difference"
+    if result.winner == TOO_FEW:
+        return f"too few files to decide (n = {result.n}; the Wilcoxon test needs more, or use --test ttest)"
     if result.winner in (result.system, result.baseline):
         return f"{result.winner} better"
     return result.winner  # the metric's direction is unknown
@@ -268,9 +282,10 @@ def _sentence(rows: list[PairedResult]) -> str:
         "better than": [r.label for r in rows if r.winner == system],
         "worse than": [r.label for r in rows if r.winner == baseline],
         "not significantly different from": [r.label for r in rows if r.winner == TIE],
+        "too few files to compare with": [r.label for r in rows if r.winner == TOO_FEW],
     }
     parts = [f"{how} {baseline} on {', '.join(names)}" for how, names in groups.items() if names]
-    unknown = [r.label for r in rows if r.winner not in (system, baseline, TIE)]
+    unknown = [r.label for r in rows if r.winner not in (system, baseline, TIE, TOO_FEW)]
     if unknown:
         parts.append(f"of unknown direction on {', '.join(unknown)}")
     return f"{system} is " + "; ".join(parts) + "."
