@@ -99,6 +99,36 @@ def test_enhance_processes_the_good_files_and_names_each_bad_one(corpus, model, 
         np.testing.assert_allclose(data.T, expected.numpy(), atol=2e-4, err_msg=entry.name)
 
 
+def test_degrade_writes_the_good_files_names_each_bad_one_and_never_mixes_two_test_sets(
+    corpus, tmp_path, capsys
+):
+    folder, out = os.path.dirname(corpus["good"].path), tmp_path / "set"
+    args = ["degrade", folder, str(out), "--task", "denoise", "--seed", "0"]
+    code = cli(args)
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    bad = [entry for entry in corpus.values() if entry.expected == ERROR]
+    assert code == 1 and errors[-1] == f"gan-enhance degrade: {len(bad)} of {len(corpus)} files failed"
+    assert_one_error_line_per_bad_file(corpus, errors)
+    good = sorted(stem(entry) + ".wav" for entry in corpus.values() if entry.expected == OK)
+    assert all_files(out / "clean") == good and all_files(out / "degraded") == good
+    # A second test set into the same folder would sit beside the first one's pairs, and evaluate would
+    # score both: refused, nothing written; --overwrite replaces the folder's pairs.
+    before = {path: (out / path).read_bytes() for path in all_files(out)}
+    assert cli([*args, "--seed", "1"]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert (
+        f"'{out}' already holds {2 * len(good)} files in degraded/ and clean/" in error
+        and "--overwrite" in error
+    )
+    assert {path: (out / path).read_bytes() for path in all_files(out)} == before
+    assert cli([*args, "--seed", "1", "--overwrite"]) == 1
+    assert all_files(out / "clean") == good
+    assert any(
+        (out / path).read_bytes() != data for path, data in before.items() if path.startswith("degraded")
+    )
+
+
 def test_enhance_into_a_folder_inside_its_input_folder_does_not_enhance_its_own_outputs(
     model, tmp_path, capsys
 ):

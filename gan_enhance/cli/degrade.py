@@ -34,6 +34,11 @@ def main(argv: list[str]) -> int:
     arguments.add_argument("--in-sample-rate", type=int, default=0, help="degraded rate (0: the task's)")
     arguments.add_argument("--out-sample-rate", type=int, default=0, help="clean rate (0: the task's)")
     arguments.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the pairs an earlier run left in the output's degraded/ and clean/",
+    )
+    arguments.add_argument(
         "--set",
         dest="settings",
         action="append",
@@ -45,11 +50,13 @@ def main(argv: list[str]) -> int:
     options = arguments.parse_args(argv)
 
     import os
+    import shutil
+    import sys
 
     from gan_enhance.audio import read_audio, resample, write_audio
     from gan_enhance.data.files import find_audio_files, relative_key
     from gan_enhance.data.presets import PRESETS
-    from gan_enhance.errors import DataError
+    from gan_enhance.errors import DataError, GanEnhanceError
     from gan_enhance.evaluate.tasks import task_degrader
 
     settings = degradation_settings(options.settings)
@@ -74,18 +81,35 @@ def main(argv: list[str]) -> int:
         settings,
     )
     out_rate = options.out_sample_rate or PRESETS[options.task]["rates"][1]
-    for index, path in enumerate(files):
-        name = relative_key(path, options.clean) + ".wav"
-        wav, sample_rate = read_audio(path)
-        degraded, in_rate = degrade(wav, sample_rate, index)
-        write_audio(
-            os.path.join(options.output, "clean", name), resample(wav, sample_rate, out_rate), out_rate
+    folders = [os.path.join(options.output, name) for name in ("degraded", "clean")]
+    earlier = [path for folder in folders for _, _, names in os.walk(folder) for path in names]
+    if earlier and not options.overwrite:
+        raise DataError(
+            f"'{options.output}' already holds {len(earlier)} files in degraded/ and clean/ (an earlier test "
+            "set: evaluate would score its pairs too); give a new folder, or --overwrite to replace them"
         )
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    written, in_rate = 0, options.in_sample_rate or PRESETS[options.task]["rates"][0]
+    for index, path in enumerate(files):  # a file that fails keeps the others' seeded draws (by index)
+        name = relative_key(path, options.clean) + ".wav"
+        try:
+            wav, sample_rate = read_audio(path)
+            degraded, in_rate = degrade(wav, sample_rate, index)
+            clean = resample(wav, sample_rate, out_rate)
+        except GanEnhanceError as error:
+            print(f"gan-enhance degrade: error: {error}", file=sys.stderr, flush=True)
+            continue
+        write_audio(os.path.join(options.output, "clean", name), clean, out_rate)
         write_audio(os.path.join(options.output, "degraded", name), degraded.clamp(-1, 1), in_rate)
+        written += 1
     print(
-        f"wrote {len(files)} pairs to {options.output}: degraded/ at {in_rate} Hz, "
+        f"wrote {written} pairs to {options.output}: degraded/ at {in_rate} Hz, "
         f"clean/ at {out_rate} Hz (task {options.task}, seed {options.seed})"
     )
+    if written < len(files):
+        print(f"gan-enhance degrade: {len(files) - written} of {len(files)} files failed", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -32,7 +32,7 @@ prepare_data() {
     run_cmd gan-enhance synth "$train_clean" --files "$train_files" --seconds 4 --sample-rate 48000 --seed 0
     run_cmd gan-enhance synth "$data_dir/clean/val" --files 2 --seconds 4 --sample-rate 48000 --seed 1
     run_cmd gan-enhance synth "$data_dir/clean/test" --files "$test_files" --seconds 8 --sample-rate 48000 --seed 2
-    run_cmd gan-enhance degrade "$data_dir/clean/test" "$data_dir/test" --task "$task" --seed 0 \
+    run_cmd gan-enhance degrade "$data_dir/clean/test" "$data_dir/test" --task "$task" --seed 0 --overwrite \
         --in-sample-rate 16000 --out-sample-rate 48000
 }
 

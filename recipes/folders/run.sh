@@ -79,7 +79,7 @@ prepare_data() {
         --seed "$split_seed" --min-duration "$min_duration" --out "$data_dir"
     rm -rf "$data_dir/test"
     # shellcheck disable=SC2086
-    run_cmd gan-enhance degrade "$data_dir/test_clean" "$data_dir/test" --task "$task" --seed 0 \
+    run_cmd gan-enhance degrade "$data_dir/test_clean" "$data_dir/test" --task "$task" --seed 0 --overwrite \
         --in-sample-rate "$test_in_rate" --out-sample-rate "$test_out_rate" --noise $noise --rir $rir
 }
 

@@ -33,7 +33,7 @@ check_paths() {
 
 prepare_data() {
     check_paths
-    run_cmd gan-enhance degrade "$test_dir" "$data_dir/test" --task "$task" --seed 0 \
+    run_cmd gan-enhance degrade "$test_dir" "$data_dir/test" --task "$task" --seed 0 --overwrite \
         --in-sample-rate 48000 --out-sample-rate 48000
 }
 

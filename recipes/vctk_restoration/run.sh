@@ -53,7 +53,7 @@ prepare_data() {
     done
     # shellcheck disable=SC2086
     run_cmd gan-enhance degrade "$data_dir/test_clean_source" "$data_dir/test" --task "$task" --seed 0 \
-        --in-sample-rate 16000 --out-sample-rate 48000 --noise $noise_dirs --rir $rir_dirs
+        --overwrite --in-sample-rate 16000 --out-sample-rate 48000 --noise $noise_dirs --rir $rir_dirs
 }
 
 [ "$stage" -le 1 ] || check_paths
