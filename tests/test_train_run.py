@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 
 import pytest
 import torch
@@ -191,6 +192,22 @@ def test_resumed_run_equals_uninterrupted_run_bitwise(corpus, tmp_path):
 def test_resume_needs_a_checkpoint_and_a_finished_run_needs_resume(corpus, tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint"):
         run_training(debug_config(corpus, tmp_path, "none", **{"Trainer.max_steps": 1}), resume=True)
+
+
+def test_resuming_with_a_changed_model_setting_says_what_differs_in_one_line(corpus, tmp_path):
+    """A wider model used to print torch's list of every mismatched tensor: hundreds of lines."""
+    run_training(debug_config(corpus, tmp_path, "run", **{"Trainer.max_steps": 1}))
+    wider = debug_config(
+        corpus, tmp_path, "run", **{"Trainer.max_steps": 2, "ConvNeXtUNet.channels": [12, 24]}
+    )
+    with pytest.raises(CheckpointError) as error:
+        run_training(wider, resume=True)
+    message = str(error.value)
+    assert "\n" not in message and len(message) < 700, message
+    assert "the checkpoint's generator (step 1) does not fit this run's generator: " in message
+    assert re.search(r"\d+ tensors of other shapes \(saved vs this run\): \S+ \(8,\) vs \(12,\)", message), message
+    assert ", and " in message and "more" in message
+    assert "runs/<name>/config.yml" in message
 
 
 @pytest.mark.slow

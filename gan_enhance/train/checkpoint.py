@@ -216,11 +216,33 @@ def restore_state(state: State, payload: dict[str, Any]) -> None:
 def _load_strict(module: torch.nn.Module, weights: dict, what: str, payload: dict) -> None:
     try:
         module.load_state_dict(weights)
-    except RuntimeError as error:
+    except RuntimeError:
         raise CheckpointError(
-            f"the checkpoint's {what} (step {payload['step']}) does not fit this run's {what}: {error}. "
-            "Resume with the run's own config.yml, or fine-tune with FineTune.checkpoint instead"
+            f"the checkpoint's {what} (step {payload['step']}) does not fit this run's {what}: "
+            f"{weight_mismatch(module.state_dict(), weights)}. Was a model setting changed? Resume with the "
+            "run's own config (--args.load runs/<name>/config.yml), or fine-tune with FineTune.checkpoint"
         ) from None
+
+
+def weight_mismatch(own: dict, saved: dict, shown: int = 2) -> str:
+    """How ``saved`` weights differ from a model's ``own`` in one line: counts and the first few names
+    (torch's own message lists every tensor: hundreds of lines for a changed width)."""
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in saved and saved[k].shape != v.shape
+    ]
+    groups = [
+        ("tensors of other shapes (saved vs this run)", shapes),
+        ("missing from the checkpoint", [k for k in own if k not in saved]),
+        ("not in this run's model", [k for k in saved if k not in own]),
+    ]
+    parts = []
+    for label, names in groups:
+        if names:
+            more = f", and {len(names) - shown} more" if len(names) > shown else ""
+            parts.append(f"{len(names)} {label}: {', '.join(names[:shown])}{more}")
+    return "; ".join(parts)
 
 
 def _load_list(targets: list, states: list, what: str) -> None:
