@@ -325,8 +325,18 @@ def test_training_files_that_break_are_replaced_logged_counted_and_capped(corpus
     events = EventAccumulator(str(tmp_path / "tolerant" / "logs" / "train")).Reload()
     assert [event.value for event in events.Scalars("data/bad_files")][-1] == 1.0
 
-    with pytest.raises(TooManyBadFilesError, match=r"1 of 4 training files failed to load.*broken take\.wav"):
+    caplog.clear()
+    with pytest.raises(
+        TooManyBadFilesError, match=r"1 of 4 training files failed to load.*broken take\.wav"
+    ) as error:
         run_training(config(corpus, tmp_path, "strict", **settings, **{"Data.max_bad_share": 0.1}))
+    # the error names the share that would let the run go on, and the log says the steps so far are kept
+    assert "--Data.max_bad_share 0.25 would allow them" in str(error.value)
+    step = load_checkpoint(checkpoint_path(tmp_path / "strict", "latest"))["step"]
+    assert any(
+        f"wrote checkpoints/latest at step {step}; continue with --resume" in r.message
+        for r in caplog.records
+    )
 
 
 def spiking(monkeypatch, spikes_at):

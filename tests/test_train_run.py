@@ -205,7 +205,9 @@ def test_resuming_with_a_changed_model_setting_says_what_differs_in_one_line(cor
     message = str(error.value)
     assert "\n" not in message and len(message) < 700, message
     assert "the checkpoint's generator (step 1) does not fit this run's generator: " in message
-    assert re.search(r"\d+ tensors of other shapes \(saved vs this run\): \S+ \(8,\) vs \(12,\)", message), message
+    assert re.search(r"\d+ tensors of other shapes \(saved vs this run\): \S+ \(8,\) vs \(12,\)", message), (
+        message
+    )
     assert ", and " in message and "more" in message
     assert "runs/<name>/config.yml" in message
 

@@ -301,9 +301,10 @@ class BadFileLog:
                     new.append(line)
         self.failures.extend(new)
         if len(self.failures) > self.max_share * self.file_count:
+            enough = math.ceil(100 * len(self.failures) / self.file_count) / 100
             raise TooManyBadFilesError(
                 f"{len(self.failures)} of {self.file_count} training files failed to load, more than "
-                f"Data.max_bad_share={self.max_share:g} allows; fix or remove them, or raise the share: "
-                + " | ".join(self.failures)
+                f"Data.max_bad_share={self.max_share:g} allows; fix or remove them, or raise the share "
+                f"(--Data.max_bad_share {enough:g} would allow them): " + " | ".join(self.failures)
             )
         return new

@@ -244,6 +244,10 @@ def _one_step(
         write_checkpoint(state, run, ["latest"], position)  # the steps so far are good: keep them
         if interrupted:
             return False, interrupted
+        log.error(
+            "data loading failed: wrote checkpoints/latest at step %d; continue with --resume once fixed",
+            state.step,
+        )
         if error is not None:
             raise error
         raise DataError(
