@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+import yaml
 from test_train_step import tiny_config
 
 from gan_enhance._compat import patch
@@ -89,6 +90,33 @@ def test_train_check_prints_the_one_line_and_not_config_ok(offline, speech, caps
     assert "config OK" not in captured.out
     errors = [line for line in captured.err.splitlines() if "error:" in line]
     assert len(errors) == 1 and f"WavLMFeatureLoss.model: cannot load '{HUB_ID}'" in errors[0]
+
+
+@pytest.mark.parametrize("case", ["empty training folder", "cuda without a GPU"])
+def test_train_check_finds_what_would_stop_the_run_at_its_start(speech, tmp_path, capsys, case):
+    """--check used to say "config OK" for both: the run then died at once."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sources = [str(empty)] if case == "empty training folder" else [speech]
+    overrides = {
+        "Data.train_sources": sources,
+        "Data.val_sources": [speech],
+        "runs_dir": str(tmp_path / "runs"),
+    }
+    if case == "cuda without a GPU":
+        if torch.cuda.is_available():
+            pytest.skip("a GPU is visible")
+        overrides["Trainer.device"] = "cuda"
+    config = tmp_path / "run.yml"
+    config.write_text(yaml.safe_dump(tiny_config(**overrides)))
+    code = cli_main(["train", "--args.load", str(config), "--check"])
+    captured = capsys.readouterr()
+    assert code == 1 and "config OK" not in captured.out
+    error = [line for line in captured.err.splitlines() if "error:" in line][-1]
+    expected = (
+        str(empty) if case == "empty training folder" else "Trainer.device is 'cuda' but no CUDA device"
+    )
+    assert expected in error
 
 
 def test_a_zero_weight_loss_needs_no_model(offline, speech):

@@ -47,6 +47,25 @@ class DistInfo:
         return self.world_size > 1 or self.launched
 
 
+def choose_device(device: str, local_rank: int = 0) -> torch.device:
+    """``Trainer.device`` as a device: ``"auto"`` is CUDA when available; ``"cuda"`` is ``cuda:local_rank``.
+
+    Raises
+    ------
+    ConfigError
+        An unknown name, or ``"cuda"`` where no CUDA device is visible.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda"):
+        raise ConfigError(f"Trainer.device is {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if device == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("Trainer.device is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    return torch.device("cuda", local_rank)
+
+
 def init_distributed(device: str, timeout_minutes: float = 60.0) -> DistInfo:
     """Join the ``torchrun`` process group if there is one and pick this process's device.
 
@@ -64,17 +83,9 @@ def init_distributed(device: str, timeout_minutes: float = 60.0) -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ConfigError(f"Trainer.device is {device!r}; use 'auto', 'cpu' or 'cuda'")
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("Trainer.device is 'cuda' but no CUDA device is visible; use 'cpu' or 'auto'")
+    chosen = choose_device(device, local_rank)
+    if chosen.type == "cuda":
         torch.cuda.set_device(local_rank)
-        chosen = torch.device("cuda", local_rank)
-    else:
-        chosen = torch.device("cpu")
     if (launched or world_size > 1) and not dist.is_initialized():
         timeout = datetime.timedelta(minutes=timeout_minutes)
         if chosen.type == "cuda":

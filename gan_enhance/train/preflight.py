@@ -19,7 +19,8 @@ from pathlib import Path
 from gan_enhance.atomic import write_text
 from gan_enhance.errors import CheckpointError, ConfigError
 from gan_enhance.train.builders import Experiment
-from gan_enhance.train.data import check_data_paths
+from gan_enhance.train.data import build_datasets, check_data_paths
+from gan_enhance.train.distributed import DistInfo, choose_device
 
 log = logging.getLogger("gan_enhance.train")
 
@@ -46,9 +47,10 @@ def check_run(experiment: Experiment, load_models: bool = True) -> None:
     experiment : Experiment
         The checked config.
     load_models : bool
-        Also prove that every external model and ``FineTune.checkpoint`` load (``train --check``). The run
-        itself passes False: it only checks where each model comes from (a folder with config and weights,
-        the local cache, or a reachable hub), then loads them when it builds the state.
+        Also prove that every external model and ``FineTune.checkpoint`` load, that the device exists and
+        that the data sources hold audio, logging the data summary (``train --check``). The run itself
+        passes False: it only checks where each model comes from (a folder with config and weights, the
+        local cache, or a reachable hub), then loads them when it builds the state.
 
     Raises
     ------
@@ -66,6 +68,14 @@ def check_run(experiment: Experiment, load_models: bool = True) -> None:
         log.info("%s: %r loads from the %s", key, name, source.describe())
     if load_models and experiment.finetune.checkpoint:
         log.info("FineTune.checkpoint: %s", check_finetune_source(experiment.finetune))
+    if load_models:
+        log.info("device: %s", choose_device(experiment.trainer.device))
+        train, val = build_datasets(experiment.data, DistInfo())  # indexes the sources: empty ones fail
+        lines, warnings = data_summary(experiment, train, val)
+        for line in lines:
+            log.info("data: %s", line)
+        for warning in warnings:
+            log.warning("data: %s", warning)
 
 
 def check_validation_metrics(trainer) -> None:
