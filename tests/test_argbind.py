@@ -200,3 +200,6 @@ def test_each_key_gets_the_first_sentence_of_its_numpydoc_entry():
     )
     first = "Both (e.g. Foo) halves."
     assert parameter_docs(doc) == {"a": first, "b": first, "c": "Only one."}
+    # a sentence end or ';' inside parentheses does not end the line (it used to cut "(torch's; like").
+    doc = "S.\n\nParameters\n----------\nt : int\n    Threads (``torch.x``; like ``-j``). Next; more.\n"
+    assert parameter_docs(doc) == {"t": "Threads (torch.x; like -j)."}

@@ -164,10 +164,18 @@ def _plain(text: str) -> str:
 
 
 def _first_sentence(text: str) -> str:
-    """Up to the first sentence end (or ``;``; "e.g." is no end), without RST literals: the help's line."""
+    """Up to the first sentence end (or ``;``; "e.g." is no end) outside parentheses, without RST
+    literals: the help's line."""
     text = _plain(text)
-    sentence = re.split(r"(?<=[.!?])(?<!\.\w\.)\s+(?=[A-Z(\"'])|(?<=;)\s+", text, maxsplit=1)[0]
-    return sentence[:-1] + "." if sentence.endswith(";") else sentence
+    depth = 0
+    for match in re.finditer(r"[()]|(?<=[.!?])(?<!\.\w\.)\s+(?=[A-Z(\"'])|(?<=;)\s+", text):
+        token = match.group()
+        if token in "()":
+            depth = max(0, depth + (1 if token == "(" else -1))
+        elif depth == 0:
+            sentence = text[: match.start()]
+            return sentence[:-1] + "." if sentence.endswith(";") else sentence
+    return text
 
 
 # -- argbind ----------------------------------------------------------------------------------------------------

@@ -31,8 +31,11 @@ class DataSettings:
         ``[degraded_dir, clean_dir]`` of pre-degraded pairs matched by file name (e.g. VoiceBank-DEMAND).
     train_shards, val_shards : str
         A shard folder written by ``gan-enhance preprocess`` (precomputed pairs: fastest to load).
-    noise_dirs, rir_dirs : list[str]
-        Noise and room-impulse-response folders for the task (synthetic noise and rooms when empty).
+    noise_dirs : list[str]
+        Noise recordings (folders or files) for the task's ``AddNoise`` step (synthetic noise when empty).
+    rir_dirs : list[str]
+        Room impulse responses (folders or files) for the task's ``Reverb`` step (synthetic rooms when
+        empty).
     segment_samples : int
         Training segment length at the output rate.
     val_segment_samples : int

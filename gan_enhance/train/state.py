@@ -103,8 +103,10 @@ class TrainerSettings:
     spike_factor : float
         Loss-spike guard (``gan_enhance.train.guard``): a step whose generator loss exceeds this multiple
         of the recent median is a spike; 0 turns the guard off.
-    spike_window, spike_patience : int
-        Steps in the median; spikes in a row before acting.
+    spike_window : int
+        Recent steps whose median generator loss a step is compared with.
+    spike_patience : int
+        Spikes in a row before the guard acts.
     spike_action : str
         ``"lower_lr"`` (multiply every learning rate by ``spike_lr_factor``) or ``"restore"`` (reload the
         newest good checkpoint's weights, optimizers and schedules).
