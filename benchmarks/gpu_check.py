@@ -194,11 +194,15 @@ def check_fp16(settings: Settings) -> str:
     """fp16 autocast with a GradScaler per side (CUDA only)."""
     result = run_training(run_config(settings, "fp16", **{"Trainer.precision": "fp16"}))
     scales = {side: scaler.get_scale() for side, scaler in result.state.precision.scalers.items()}
-    skipped = result.state.nonfinite_total
-    if result.step != settings.steps or skipped > settings.steps // 2 or not _finite(result.last_metrics):
-        raise RuntimeError(f"step {result.step}, {skipped} skipped, validation {result.last_metrics}")
+    # The scaler's own overflows (it halves its scale from 65536 until gradients fit) are not non-finite
+    # steps: a healthy fp16 run has none.
+    nonfinite = result.state.nonfinite_total
+    if result.step != settings.steps or nonfinite or not _finite(result.last_metrics):
+        raise RuntimeError(
+            f"step {result.step}, {nonfinite} non-finite steps, validation {result.last_metrics}"
+        )
     shown = ", ".join(f"{side} {scale:g}" for side, scale in scales.items())
-    return f"{settings.steps} steps, {skipped} skipped (overflow), final scales {shown}"
+    return f"{settings.steps} steps, no non-finite step, final scales {shown}"
 
 
 def run_checks(settings: Settings) -> list[Row]:

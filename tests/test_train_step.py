@@ -227,3 +227,51 @@ def test_validation_adds_the_quality_metrics_asked_for():
     )
     assert 1.0 <= metrics["metric/dnsmos_ovrl"] <= 5.0
     assert metrics["metric/si_sdr"] == pytest.approx(metrics["metric/sisdr"], abs=0.05)
+
+
+def one_side(scale: float | None):
+    """A linear model, its optimizer and a state holding them as the generator side; a gradient scaler
+    at ``scale`` (fp16's dynamic scaler, here on the CPU) or none (fp32, bf16)."""
+    from types import SimpleNamespace
+
+    model = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=scale or 1.0, enabled=scale is not None)
+    state = SimpleNamespace(
+        optimizers_g=[optimizer],
+        generator=model,
+        settings=SimpleNamespace(grad_clip_gen=0.0),
+        precision=SimpleNamespace(scalers={"generator": scaler}),
+        dist=DistInfo(),
+    )
+    loss = model(torch.ones(1, 2)).sum()
+    scaler.scale(loss).backward()
+    return state, model, scaler, loss.detach()
+
+
+def test_an_fp16_overflow_is_skipped_by_the_scaler_but_is_not_a_non_finite_step():
+    """Every overflow used to count towards Trainer.max_nonfinite and the logged nonfinite/skipped: the
+    scaler overflows several times at the start of a run while it finds its scale."""
+    from gan_enhance.train.step import _apply_update
+
+    state, model, scaler, loss = one_side(scale=2.0**16)
+    model.weight.grad[0, 0] = float("inf")  # the scaled gradient overflowed
+    before = model.weight.detach().clone()
+    _, applied, healthy = _apply_update(state, "generator", loss)
+    assert (applied, healthy) == (False, True)
+    assert torch.equal(model.weight.detach(), before) and scaler.get_scale() == 2.0**15
+    # a scale pushed below 1 means the gradients overflow unscaled too: that is a non-finite step
+    state, model, scaler, loss = one_side(scale=1.0)
+    model.weight.grad[0, 0] = float("inf")
+    assert _apply_update(state, "generator", loss)[1:] == (False, False) and scaler.get_scale() == 0.5
+    # a non-finite loss is never healthy; without a scaler neither is a non-finite gradient
+    state, model, scaler, loss = one_side(scale=2.0**16)
+    assert _apply_update(state, "generator", torch.tensor(float("nan")))[1:] == (False, False)
+    state, model, scaler, loss = one_side(scale=None)
+    model.weight.grad[0, 0] = float("inf")
+    assert _apply_update(state, "generator", loss)[1:] == (False, False)
+    # and a finite step is applied
+    state, model, scaler, loss = one_side(scale=2.0**16)
+    before = model.weight.detach().clone()
+    assert _apply_update(state, "generator", loss)[1:] == (True, True)
+    assert not torch.equal(model.weight.detach(), before)

@@ -23,6 +23,8 @@ Batch = dict[str, Tensor]
 DISC_KEY = "adv/disc"
 GEN_KEYS = ("adv/gen", "adv/feat")
 TOTAL_KEY = "total/loss"
+# Under fp16, the gradient scale below which an overflow counts as a non-finite step (see _apply_update).
+MIN_HEALTHY_SCALE = 1.0
 
 
 def train_step(state: State, batch: Batch) -> dict[str, Tensor]:
@@ -99,8 +101,8 @@ def discriminator_update(
             state.precision.scalers["discriminator"].scale(loss * weight / len(chunks)).backward()
         total += loss.detach() / len(chunks)
     with phase(state, "optimizer"):
-        norm, ok = _apply_update(state, "discriminator", total)
-    return {DISC_KEY: total, "grad_norm/disc": norm}, ok
+        norm, _, healthy = _apply_update(state, "discriminator", total)
+    return {DISC_KEY: total, "grad_norm/disc": norm}, healthy
 
 
 def generator_update(
@@ -146,10 +148,10 @@ def generator_update(
             sums[key] = sums.get(key, 0.0) + value.detach().float() / len(chunks)
     sums.update(shares)
     with phase(state, "optimizer"):
-        norm, ok = _apply_update(state, "generator", sums[TOTAL_KEY])
-        if ok and state.ema is not None:
+        norm, applied, healthy = _apply_update(state, "generator", sums[TOTAL_KEY])
+        if applied and state.ema is not None:
             state.ema.update(unwrap(state.generator), state.step)
-    return {**sums, "grad_norm/gen": norm}, ok
+    return {**sums, "grad_norm/gen": norm}, healthy
 
 
 def generator_losses(state: State, y_hat: Tensor, y: Tensor, adversarial: bool) -> dict[str, Tensor]:
@@ -208,11 +210,16 @@ def _like(template: tuple, logits: Tensor, feature_maps: list[Tensor]) -> tuple:
     return (logits, feature_maps)
 
 
-def _apply_update(state: State, side: str, loss: Tensor) -> tuple[Tensor, bool]:
+def _apply_update(state: State, side: str, loss: Tensor) -> tuple[Tensor, bool, bool]:
     """Unscale, clip and step one side (``"generator"`` or ``"discriminator"``) with its own scaler; skip
     the step when the loss or the gradient norm is not finite.
 
-    Returns the gradient norm before clipping and whether the update was applied.
+    Returns the gradient norm before clipping, whether the update was applied, and whether the step was
+    healthy. Under fp16 a non-finite gradient with a finite loss is the gradient scaler's overflow: the
+    scaler skips the step and lowers its scale, which is how it finds its scale (several times at the start
+    of a run and of adversarial training), so it counts as healthy while the scale stays at least
+    ``MIN_HEALTHY_SCALE``; below that the gradients overflow even unscaled, and the step counts as
+    non-finite.
     """
     if side == "generator":
         optimizers, model, clip = state.optimizers_g, state.generator, state.settings.grad_clip_gen
@@ -223,15 +230,19 @@ def _apply_update(state: State, side: str, loss: Tensor) -> tuple[Tensor, bool]:
         scaler.unscale_(optimizer)
     parameters = [p for p in model.parameters() if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(parameters, clip if clip > 0 else math.inf).detach()
-    finite = all_ranks_true(torch.isfinite(norm) & torch.isfinite(loss), state.dist)
+    finite = all_ranks_true(torch.stack([torch.isfinite(norm), torch.isfinite(loss)]), state.dist)
     # The one host sync of an update: whether to skip must be known on the host. Ranks agree because the
-    # flag is reduced across them (and gradients are already all-reduced).
-    applied = bool(finite.item())
+    # flags are reduced across them (and gradients are already all-reduced).
+    gradient_finite, loss_finite = finite.tolist()
+    applied = gradient_finite and loss_finite
     if applied:
         for optimizer in optimizers:
             scaler.step(optimizer)
     scaler.update()
-    return norm, applied
+    healthy = applied
+    if loss_finite and not gradient_finite and scaler.is_enabled():  # an overflow: a second sync, rare
+        healthy = scaler.get_scale() >= MIN_HEALTHY_SCALE
+    return norm, applied, healthy
 
 
 def _count_nonfinite(state: State, healthy: bool, metrics: dict[str, Tensor]) -> None:
