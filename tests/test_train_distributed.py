@@ -141,3 +141,71 @@ def test_a_data_failure_on_one_rank_stops_every_rank_and_rank_0_keeps_the_steps(
     )
     assert latest["step"] == 3
     assert latest["data"]["batches"] == 3
+
+
+# Rank 1 resumes from `previous` (as if its copy of `latest` were stale or unreadable); rank 0 from `latest`.
+DIVERGING_RESUME_SCRIPT = """
+import json, os, sys
+import torch
+from gan_enhance.train import run
+from gan_enhance.train.checkpoint import checkpoint_path, load_checkpoint
+from gan_enhance.train.config import load_config
+
+torch.set_num_threads(1)
+config_path, overrides = sys.argv[1], json.loads(sys.argv[2])
+choose = run.load_resumable
+
+def stale_on_rank_1(run_dir, set_aside=False):
+    if os.environ["RANK"] == "1":
+        path = checkpoint_path(run_dir, "previous")
+        return load_checkpoint(path), path
+    return choose(run_dir, set_aside)
+
+run.load_resumable = stale_on_rank_1
+run.run_training({**load_config(config_path), **overrides}, resume=len(sys.argv) > 3)
+"""
+
+
+@pytest.mark.slow
+def test_ranks_that_resume_from_different_checkpoints_stop_with_one_error(tmp_path):
+    from gan_enhance.data import write_synthetic_corpus
+
+    corpus = tmp_path / "corpus"
+    write_synthetic_corpus(str(corpus), num_files=2, seconds=1.0, sample_rate=16000)
+    overrides = {
+        "name": "ddp",
+        "runs_dir": str(tmp_path / "runs"),
+        "Trainer.max_steps": 3,
+        "Trainer.adversarial_start": 100,
+        "Trainer.batch_size": 1,
+        "Trainer.num_workers": 0,
+        "Trainer.valid_every": 0,
+        "Trainer.sample_every": 0,
+        "Trainer.checkpoint_every": 1,
+        "Trainer.dist_timeout_minutes": 1.0,
+        "Trainer.quiet": True,
+        "Data.segment_samples": 4096,
+        "Data.epoch_items": 8,
+        "Data.val_items": 1,
+        "Data.train_sources": [str(corpus)],
+        "Data.val_sources": [str(corpus)],
+    }
+    script = tmp_path / "rank.py"
+    script.write_text(DIVERGING_RESUME_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    command += [str(script), os.path.join(CONF, "debug.yml")]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+
+    def launch(resume: bool, **extra) -> subprocess.CompletedProcess:
+        arguments = [json.dumps({**overrides, **extra})] + (["resume"] if resume else [])
+        return subprocess.run(
+            command + arguments, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+        )
+
+    first = launch(resume=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = launch(resume=True, **{"Trainer.max_steps": 5})
+    assert resumed.returncode != 0
+    assert "the ranks resumed from different checkpoints (steps 2 to 3" in resumed.stderr, resumed.stderr[
+        -3000:
+    ]

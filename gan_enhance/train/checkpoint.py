@@ -32,7 +32,7 @@ from gan_enhance.checkpoint_io import (  # noqa: F401 (eval_weights_key: re-expo
     payload_digest,
 )
 from gan_enhance.errors import CheckpointError, ConfigError, OutOfSpaceError
-from gan_enhance.train.distributed import unwrap
+from gan_enhance.train.distributed import max_over_ranks, unwrap
 from gan_enhance.train.precision import rng_state, set_rng_state
 from gan_enhance.train.state import State
 from gan_enhance.version import __version__
@@ -180,6 +180,25 @@ def load_resumable(run_dir: str | Path, set_aside: bool = False) -> tuple[dict[s
     if not failures:
         raise CheckpointError(f"no checkpoint in {folder}; train without --resume")
     raise CheckpointError(f"no usable checkpoint in {folder}: " + " | ".join(error for _, error in failures))
+
+
+def check_same_on_every_rank(state: State, payload: dict[str, Any], path: Path) -> None:
+    """Under DDP every rank loads the checkpoint from its own view of the run folder; they must all have
+    loaded the same one. A missing shared filesystem, a stale copy or a file unreadable on one node would
+    otherwise leave ranks at different steps (their collectives then wait on each other for ever) or with
+    different weights. One all-reduce of (step, checksum) turns that into the same error on every rank."""
+    if not state.dist.distributed:
+        return
+    digest = float(int(str(payload.get(CHECKSUM_KEY, ""))[:12] or "0", 16))  # 48 bits: exact in float64
+    mine = [float(state.step), digest]
+    both = torch.tensor([*mine, *(-value for value in mine)], dtype=torch.float64, device=state.device)
+    high_step, high_digest, low_step, low_digest = max_over_ranks(both, state.dist).tolist()
+    if (high_step, high_digest) != (-low_step, -low_digest):
+        raise CheckpointError(
+            f"the ranks resumed from different checkpoints (steps {-low_step:.0f} to {high_step:.0f}; rank "
+            f"{state.dist.rank} loaded {path}): give every rank the same run folder (a shared filesystem) "
+            "and resume again"
+        )
 
 
 def restore_state(state: State, payload: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from gan_enhance.data.datasets import BadFileLog
 from gan_enhance.errors import CheckpointError, DataError
 from gan_enhance.train.checkpoint import (
     BestTracker,
+    check_same_on_every_rank,
     load_resumable,
     restore_state,
     save_checkpoint,
@@ -372,6 +373,7 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
         else:
             step = state.step
             restore_state(state, payload)
+            check_same_on_every_rank(state, payload, path)
             log.warning(
                 "%d loss spikes in a row (last %.4g) at step %d: restored %s (step %d); data continues forward",
                 settings.spike_patience,

@@ -14,7 +14,13 @@ from gan_enhance.atomic import write_text
 from gan_enhance.data.datasets import BadFileLog
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.builders import build_state, read_experiment, resolved_config
-from gan_enhance.train.checkpoint import BestTracker, checkpoint_path, load_resumable, restore_state
+from gan_enhance.train.checkpoint import (
+    BestTracker,
+    check_same_on_every_rank,
+    checkpoint_path,
+    load_resumable,
+    restore_state,
+)
 from gan_enhance.train.data import build_loaders
 from gan_enhance.train.distributed import init_distributed, shutdown
 from gan_enhance.train.finetune import initialise_from
@@ -154,6 +160,7 @@ def _resume(
     spike guard; returns the checkpoint's last validation metrics."""
     payload, path = load_resumable(run_dir, set_aside=state.dist.is_main)
     restore_state(state, payload)
+    check_same_on_every_rank(state, payload, path)
     batches.load_state_dict(payload["data"])
     tracker.load_state_dict(payload["trainer"]["tracker"])
     if guard is not None and "spike_guard" in payload["trainer"]:
