@@ -189,6 +189,23 @@ def test_a_non_finite_gradient_leaves_the_balancer_averages_alone():
     assert math.isfinite(scales["a"].item()) and scales["a"].item() > 0
 
 
+def test_under_ddp_the_bare_discriminator_of_the_generator_step_is_the_compiled_one():
+    """The generator step calls the discriminator bare (unwrapped from DDP); compiling only the DDP
+    wrapper left that pass, the costliest of an adversarial step, eager on every multi-GPU run."""
+    import torch.distributed as dist
+
+    from gan_enhance.train.builders import build_state
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        experiment = read_experiment(tiny_config(**{"Trainer.compile": True}))
+        state = build_state(experiment, DistInfo(launched=True))  # one rank under torchrun: DDP-wrapped
+        assert isinstance(state.discriminator, torch.nn.parallel.DistributedDataParallel)
+        assert unwrap(state.discriminator)._compiled_call_impl is not None
+    finally:
+        dist.destroy_process_group()
+
+
 def test_a_compiled_discriminator_lets_the_step_take_each_losses_gradient(monkeypatch):
     """torch.compile's backward reuses its saved buffers by default, so the gradient shares (taken with
     retain_graph before the update's backward) failed on every logged step after the first backward."""

@@ -18,7 +18,7 @@ from gan_enhance.errors import ConfigError
 from gan_enhance.train.balancer import GradientBalancer
 from gan_enhance.train.config import DEBUG_KEY, ConfigReader, RunSettings, parameters_of
 from gan_enhance.train.data import DataSettings, DataSpec, check_sources
-from gan_enhance.train.distributed import DistInfo, wrap_model
+from gan_enhance.train.distributed import DistInfo, unwrap, wrap_model
 from gan_enhance.train.ema import EMASettings, GeneratorEMA
 from gan_enhance.train.finetune import FineTuneSettings
 from gan_enhance.train.guard import spike_guard
@@ -278,7 +278,9 @@ def build_state(experiment: Experiment, dist: DistInfo) -> State:
         allow_retained_compiled_graphs()  # the loss gradients at y_hat keep the discriminator's graph
         generator.compile()
         if discriminator is not None:
-            discriminator.compile()
+            # The module inside DDP: the generator step calls it bare (see generator_losses), and a
+            # compiled wrapper would leave that pass, the costliest of an adversarial step, eager.
+            unwrap(discriminator).compile()
     optimizers_g = build_optimizers(generator, experiment.optimizer_g)
     optimizers_d = (
         build_optimizers(discriminator, experiment.optimizer_d) if discriminator is not None else []
