@@ -64,7 +64,39 @@ def test_ema_first_copies_then_averages():
     state = ema.state_dict()
     other = GeneratorEMA(nn.Linear(2, 1, bias=False), EMASettings(decay=0.9))
     other.load_state_dict(state)
-    assert torch.equal(other.module.weight, ema.module.weight) and int(other.average.n_averaged) == 2
+    assert torch.equal(other.module.weight, ema.module.weight) and other.updates == 2
+
+
+class HostReads(torch.overrides.TorchFunctionMode):
+    """Records every read of a tensor's value on the host: on a GPU each one waits for the device."""
+
+    READS = {torch.Tensor.__bool__, torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__float__}
+
+    def __init__(self):
+        super().__init__()
+        self.reads = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.READS:
+            self.reads.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_an_ema_update_reads_nothing_back_from_the_device():
+    """torch's AveragedModel tested its device counter in Python at every update: a GPU stall per step."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))  # with buffers, one of them an integer
+    ema = GeneratorEMA(model, EMASettings(decay=0.9))
+    with HostReads() as recorder:
+        for step in range(3):
+            ema.update(model, step)
+    assert recorder.reads == [] and ema.updates == 3
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].num_batches_tracked.fill_(7)
+    before = ema.module[0].weight.clone()
+    ema.update(model, 3)
+    torch.testing.assert_close(ema.module[0].weight, 0.9 * before + 0.1 * model[0].weight)
+    assert int(ema.module[1].num_batches_tracked) == 7  # integer buffers take the newest value
 
 
 def test_config_includes_are_relative_to_the_file_and_vars_substitute(tmp_path):
@@ -110,6 +142,10 @@ def test_coerce_widens_int_to_float_and_checks_lists():
         coerce(3, "list[int]", "k")
     with pytest.raises(ConfigError, match="true or false"):
         coerce(1, bool, "k")
+    # one folder given without brackets (--Data.train_sources /data/clean) is a list of one folder
+    assert coerce("/data/clean", "list[str]", "Data.train_sources") == ["/data/clean"]
+    with pytest.raises(ConfigError, match="must be a list"):
+        coerce("5", "list[float]", "k")
 
 
 def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):

@@ -214,7 +214,8 @@ SIMPLE_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 def coerce(value: Any, annotation: Any, key: str) -> Any:
     """``value`` checked (and int -> float widened) for a parameter annotated ``annotation``.
 
-    Understands the plain hints constructors use (int, float, str, bool, list[...]); others pass as is.
+    Understands the plain hints constructors use (int, float, str, bool, list[...]); others pass as is. A
+    single string for a ``list[str]`` is a list of one (``--Data.train_sources /data/clean``).
     """
     if isinstance(annotation, str):
         text = annotation.replace(" ", "")
@@ -226,6 +227,8 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             return value
     if typing.get_origin(annotation) is list:
         (inner,) = typing.get_args(annotation) or (Any,)
+        if inner is str and isinstance(value, str):  # one folder or name given without brackets
+            value = [value]
         if not isinstance(value, list | tuple):
             raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
         return [coerce(item, inner, key) for item in value]

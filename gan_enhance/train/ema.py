@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 
 @dataclass
@@ -29,40 +29,51 @@ class EMASettings:
 
 
 class GeneratorEMA:
-    """``torch.optim.swa_utils.AveragedModel`` with an EMA rule, a start step and an update period.
+    """A copy of the generator whose weights follow the trained ones: the first update copies them, each
+    later one moves every floating-point parameter and buffer ``1 - decay`` of the way (``lerp``, as
+    ``torch.optim.swa_utils``' EMA rule), and copies other buffers.
 
-    Buffers are averaged too, so a generator with running statistics stays consistent.
+    The update count is a Python number, so an update costs no host-device sync (torch's
+    ``AveragedModel`` tests a device counter in Python at every update, a GPU stall each step), and the
+    parameters are updated in one fused call per dtype and device.
     """
 
     def __init__(self, generator: nn.Module, settings: EMASettings):
         self.settings = settings
-        device = next(generator.parameters()).device
-        self.average = AveragedModel(
-            generator, device=device, multi_avg_fn=get_ema_multi_avg_fn(settings.decay), use_buffers=True
-        ).eval()
-        self.average.requires_grad_(False)
+        self.module = copy.deepcopy(generator).eval().requires_grad_(False)
+        self.updates = 0
 
     @property
     def updated(self) -> bool:
         """Whether the average holds at least one update (before that it is only the initial weights)."""
-        return bool(self.average.n_averaged > 0)
-
-    @property
-    def module(self) -> nn.Module:
-        """The averaged generator (same class and state-dict keys as the trained one)."""
-        return self.average.module
+        return self.updates > 0
 
     @torch.no_grad()
     def update(self, generator: nn.Module, step: int) -> None:
         """Fold ``generator``'s current weights into the average if ``step`` is an update step."""
         if step < self.settings.start_step or (step - self.settings.start_step) % self.settings.every:
             return
-        self.average.update_parameters(generator)
+        averages = [*self.module.parameters(), *self.module.buffers()]
+        currents = [tensor.detach() for tensor in (*generator.parameters(), *generator.buffers())]
+        if len(averages) != len(currents):
+            raise ValueError("the EMA copy and the generator have different parameters")
+        if self.updates == 0:
+            torch._foreach_copy_(averages, currents)
+        else:
+            floating = [a.is_floating_point() or a.is_complex() for a in averages]
+            pairs = [(a, c) for a, c, f in zip(averages, currents, floating) if f]
+            if pairs:
+                torch._foreach_lerp_([a for a, _ in pairs], [c for _, c in pairs], 1.0 - self.settings.decay)
+            for average, current, is_float in zip(averages, currents, floating):
+                if not is_float:  # counters and masks: the newest value
+                    average.copy_(current)
+        self.updates += 1
 
     def state_dict(self) -> dict:
-        """``{"weights": generator state dict, "updates": number of updates so far}``."""
-        return {"weights": self.module.state_dict(), "updates": self.average.n_averaged.clone()}
+        """``{"weights": generator state dict, "updates": number of updates so far}`` (a 0-dim tensor)."""
+        updates = torch.tensor(self.updates, dtype=torch.long, device="cpu")  # read back with int()
+        return {"weights": self.module.state_dict(), "updates": updates}
 
     def load_state_dict(self, state: dict) -> None:
         self.module.load_state_dict(state["weights"])
-        self.average.n_averaged.copy_(state["updates"])
+        self.updates = int(state["updates"])
