@@ -118,6 +118,7 @@ def main(argv: list[str]) -> int:
     args = _arguments().parse_args(argv)
     import torch
 
+    from gan_enhance.audio import audio_info
     from gan_enhance.bundle import CONFIG_FILE, load_generator
     from gan_enhance.enhance import Enhancer
 
@@ -143,7 +144,7 @@ def main(argv: list[str]) -> int:
         keep_sample_rate=args.keep_sample_rate,
         progress=not args.no_progress and sys.stderr.isatty(),
     )
-    failed, written = 0, set()
+    failed, written, told = 0, set(), args.keep_sample_rate
     jobs = collect_jobs(args.inputs, args.output, args.extension)
     for source, target in jobs:
         try:
@@ -154,6 +155,16 @@ def main(argv: list[str]) -> int:
                 )
             if os.path.exists(target) and os.path.samefile(source, target):
                 raise AudioFileError(f"'{source}': output would overwrite the input; choose another --output")
+            rate = 0 if told else audio_info(source).sample_rate
+            if rate > enhancer.out_sample_rate:
+                told = True  # once per run: a folder of 48 kHz files would repeat it for each
+                print(
+                    f"gan-enhance enhance: note: '{source}' is at {rate} Hz; outputs are written at the "
+                    f"model's {enhancer.out_sample_rate} Hz (--keep-sample-rate writes them at the input's "
+                    f"rate, with nothing above {enhancer.out_sample_rate // 2} Hz)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             enhancer.enhance_file(source, target)
             written.add(os.path.abspath(target))
             print(target, flush=True)
