@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,12 +30,12 @@ from gan_enhance.train.checkpoint import (
 from gan_enhance.train.distributed import (
     barrier,
     broadcast_from_main,
-    max_over_ranks,
     mean_over_ranks,
     unwrap,
 )
 from gan_enhance.train.guard import LossSpikeError, SpikeGuard, scale_learning_rates
 from gan_enhance.train.progress import Progress
+from gan_enhance.train.signals import StopSignals
 from gan_enhance.train.state import State
 from gan_enhance.train.step import train_step
 from gan_enhance.train.validate import save_samples, validate
@@ -145,47 +144,6 @@ class FitResult:
     last_metrics: dict[str, float]
     state: State
     interrupted: int = 0
-
-
-class StopSignals:
-    """SIGTERM and SIGINT (preemption, Ctrl-C) become a request that the loop honours between steps: it
-    writes ``latest`` and returns. A second signal acts at once (the previous handlers are back), which is
-    safe because every checkpoint write is atomic.
-
-    Handlers are installed only in the main thread (Python allows no other), for the ``with`` block.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self):
-        self.signum = 0
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._restore()
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.signum = signum
-        self._restore()
-
-    def _restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
-        self._previous = {}
-
-    def agree(self, state: State, failed: bool) -> tuple[int, bool]:
-        """``(signal, failed)``: the signal any rank received (0: none) and whether any rank says ``failed``;
-        every rank gets the same answer (one all-reduce)."""
-        if not state.dist.distributed:
-            return self.signum, failed
-        flags = torch.tensor([float(self.signum), float(failed)], device=state.device)
-        signum, anyone_failed = max_over_ranks(flags, state.dist).tolist()
-        return int(signum), bool(anyone_failed)
 
 
 def fit(state: State, run: Run) -> FitResult:
