@@ -332,6 +332,7 @@ def cut_pieces(paths: list[str]) -> list[tuple[str, object]]:
 
 
 def write_pieces(pieces: list[tuple[str, object]], folder: Path) -> None:
+    """Each ``(name, samples)`` as ``folder/<name>.wav`` at ``SAMPLE_RATE``."""
     import torch
 
     from gan_enhance.audio import write_audio
@@ -376,7 +377,7 @@ def write_test_set(
     config: Path, parts: dict, folder: Path, seed: int, limit: int, reverb: bool, env: dict[str, str]
 ) -> int:
     """Held-out speech in <= 4 s pieces (the first ``limit``; 0: all), degraded with the held-out noises
-    (and rooms when ``reverb``): ``clean/`` and ``degraded/`` under ``folder``; returns the number of items."""
+    (and rooms when ``reverb``): ``clean/`` and ``degraded/`` under ``folder``; returns how many items."""
     pieces = cut_pieces(parts["speech"]["test"])
     pieces = pieces[:limit] if limit else pieces
     shutil.rmtree(folder, ignore_errors=True)

@@ -86,7 +86,9 @@ def atomic_path(path: str | os.PathLike, durable: bool = False) -> Iterator[str]
         The disk, a quota or a file-size limit ran out while writing.
     """
     path = os.fspath(path)
-    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+    # /dev/stdout redirected to a file is a link to a regular file: still a stream to write into
+    stream = os.path.abspath(path).startswith(("/dev/", "/proc/"))
+    if os.path.exists(path) and (stream or not (os.path.isfile(path) or os.path.isdir(path))):
         try:
             yield path
         except OSError as error:

@@ -124,6 +124,10 @@ def test_degrade_writes_the_good_files_names_each_bad_one_and_never_mixes_two_te
     )
     assert {path: (out / path).read_bytes() for path in all_files(out)} == before
     assert cli([*args, "--seed", "1", "--overwrite"]) == 1
+    # the clean folder inside the output's clean/ (or holding it) is refused before anything is deleted
+    nested = ["degrade", str(out / "clean"), str(out), "--task", "denoise", "--overwrite"]
+    assert cli(nested) == 1 and "hold one another" in capsys.readouterr().err
+    assert all_files(out / "clean") == good
     assert all_files(out / "clean") == good
     assert any(
         (out / path).read_bytes() != data for path, data in before.items() if path.startswith("degraded")

@@ -235,3 +235,17 @@ def test_a_torchrun_process_group_waits_as_long_as_the_config_says(monkeypatch):
     assert calls == [{"backend": "gloo", "timeout": datetime.timedelta(minutes=90)}]
     with pytest.raises(ConfigError, match="Trainer.dist_timeout_minutes"):
         init_distributed("cpu", timeout_minutes=0)
+
+
+def test_ema_settings_out_of_range_are_refused():
+    """torch's rule used to refuse a decay above 1; the own update must not extrapolate silently."""
+    for settings in (EMASettings(decay=1.5), EMASettings(decay=0.9, every=0)):
+        with pytest.raises(ConfigError, match="EMA.decay must be in"):
+            GeneratorEMA(nn.Linear(2, 1), settings)
+
+
+def test_the_bad_file_share_the_error_suggests_allows_those_files():
+    from gan_enhance.data.datasets import BadFileLog
+
+    log = BadFileLog(file_count=100, max_share=0.29)  # 0.29 * 100 is 28.999... in floating point
+    assert len(log.record(["\n".join(f"file {i} is broken" for i in range(29))])) == 29

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     arguments.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace the pairs an earlier run left in the output's degraded/ and clean/",
+        help="delete the output's degraded/ and clean/ folders (an earlier test set) before writing",
     )
     arguments.add_argument(
         "--set",
@@ -68,6 +68,14 @@ def main(argv: list[str]) -> int:
         raise DataError(
             f"task {options.task!r} has no Reverb step, so --rir would be ignored; use a task with one"
         )
+    source = os.path.realpath(options.clean)
+    folders = [os.path.realpath(os.path.join(options.output, name)) for name in ("degraded", "clean")]
+    for folder in folders:
+        if os.path.commonpath([source, folder]) in (source, folder):
+            raise DataError(
+                f"the output folder '{folder}' and the clean folder '{options.clean}' hold one another; "
+                "write the test set to a folder outside the clean audio"
+            )
     files = find_audio_files([options.clean])
     if not files:
         raise DataError(f"no audio files under {options.clean}; give a folder of clean recordings")
@@ -81,7 +89,6 @@ def main(argv: list[str]) -> int:
         settings,
     )
     out_rate = options.out_sample_rate or PRESETS[options.task]["rates"][1]
-    folders = [os.path.join(options.output, name) for name in ("degraded", "clean")]
     earlier = [path for folder in folders for _, _, names in os.walk(folder) for path in names]
     if earlier and not options.overwrite:
         raise DataError(
@@ -89,7 +96,8 @@ def main(argv: list[str]) -> int:
             "set: evaluate would score its pairs too); give a new folder, or --overwrite to replace them"
         )
     for folder in folders:
-        shutil.rmtree(folder, ignore_errors=True)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder)
     written, in_rate = 0, options.in_sample_rate or PRESETS[options.task]["rates"][0]
     for index, path in enumerate(files):  # a file that fails keeps the others' seeded draws (by index)
         name = relative_key(path, options.clean) + ".wav"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from gan_enhance.errors import ConfigError
+
 
 @dataclass
 class EMASettings:
@@ -35,10 +37,14 @@ class GeneratorEMA:
 
     The update count is a Python number, so an update costs no host-device sync (torch's
     ``AveragedModel`` tests a device counter in Python at every update, a GPU stall each step), and the
-    parameters are updated in one fused call per dtype and device.
+    floating-point parameters and buffers are updated in one ``_foreach_lerp_`` call.
     """
 
     def __init__(self, generator: nn.Module, settings: EMASettings):
+        if not 0.0 < settings.decay <= 1.0 or settings.every < 1:
+            raise ConfigError(
+                f"EMA.decay must be in (0, 1] and EMA.every >= 1, got {settings.decay} and {settings.every}"
+            )
         self.settings = settings
         self.module = copy.deepcopy(generator).eval().requires_grad_(False)
         self.updates = 0

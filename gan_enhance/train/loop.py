@@ -131,6 +131,7 @@ class Run:
     last_metrics: dict[str, float] = field(default_factory=dict)
     spike_guard: SpikeGuard | None = None
     on_validation: Callable[[int, dict[str, float]], bool] | None = None
+    latest_step: int = -1  # the step checkpoints/latest was last written at by this process
 
 
 @dataclass
@@ -200,18 +201,22 @@ def _one_step(
         batch, error = None, caught
     interrupted, failed = signals.agree(state, error is not None)
     if interrupted or failed:
-        write_checkpoint(state, run, ["latest"], position)  # the steps so far are good: keep them
+        # The steps so far are good: keep them, unless latest already holds them (rewriting it would rotate
+        # the same state into previous) or nothing was trained yet and no signal asks for a resumable stop.
+        kept = state.step == run.latest_step or (state.step == 0 and not interrupted)
+        if not kept:
+            write_checkpoint(state, run, ["latest"], position)
+        barrier(state.dist)  # no rank leaves (and has torchrun stop the others) before rank 0 has written
         if interrupted:
             return False, interrupted
-        log.error(
-            "data loading failed: wrote checkpoints/latest at step %d; continue with --resume once fixed",
-            state.step,
-        )
+        saved = f"checkpoints/latest holds step {state.step}; continue with --resume" if state.step else ""
+        if state.dist.is_main and saved:
+            log.error("data loading failed: %s once fixed", saved)
         if error is not None:
             raise error
         raise DataError(
-            f"data loading failed on another rank before step {state.step + 1} (its error is in its output); "
-            f"wrote checkpoints/latest at step {state.step}"
+            f"data loading failed on another rank before step {state.step + 1} (its error is in its output)"
+            + (f"; {saved}" if saved else "")
         )
     fetched = time.perf_counter()
     metrics = train_step(state, batch)
@@ -365,6 +370,8 @@ def write_checkpoint(state: State, run: Run, tags: list[str], position: dict | N
         data = run.train_batches.state_dict() if position is None else position
         payload = state_payload(state, data, run.last_metrics, run.config, trainer)
         save_checkpoint(payload, run.run_dir, tags)
+    if "latest" in tags:
+        run.latest_step = state.step
 
 
 class RunningMeans:
