@@ -31,37 +31,43 @@ torch.save(weights, os.path.join(out, f"rank{os.environ['RANK']}.pt"))
 """
 
 
-@pytest.mark.slow
-def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
+def ddp_overrides(tmp_path, **settings) -> dict:
+    """A two-file synthetic corpus in ``tmp_path`` and a tiny run ``ddp`` on it; ``settings`` on top."""
     from gan_enhance.data import write_synthetic_corpus
 
     corpus = tmp_path / "corpus"
     write_synthetic_corpus(str(corpus), num_files=2, seconds=1.0, sample_rate=16000)
-    overrides = {
+    return {
         "name": "ddp",
         "runs_dir": str(tmp_path / "runs"),
-        "Trainer.max_steps": 3,
-        "Trainer.adversarial_start": 1,
         "Trainer.batch_size": 1,
         "Trainer.num_workers": 0,
-        "Trainer.valid_every": 3,
         "Trainer.sample_every": 0,
-        "Trainer.log_every": 1,
         "Trainer.quiet": True,
         "Data.segment_samples": 4096,
         "Data.epoch_items": 8,
         "Data.val_items": 1,
         "Data.train_sources": [str(corpus)],
         "Data.val_sources": [str(corpus)],
+        **settings,
     }
-    script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT)
+
+
+def torchrun(tmp_path, script: str, overrides: dict, *extra: str) -> subprocess.CompletedProcess:
+    """``script`` run by two gloo ranks with conf/debug.yml, ``overrides`` (JSON) and ``extra`` arguments."""
+    path = tmp_path / "rank.py"
+    path.write_text(script)
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += [str(script), os.path.join(CONF, "debug.yml"), json.dumps(overrides), str(tmp_path)]
+    command += [str(path), os.path.join(CONF, "debug.yml"), json.dumps(overrides), *extra]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    finished = subprocess.run(
-        command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
+    return subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_keeps_ranks_identical(tmp_path):
+    settings = {"Trainer.max_steps": 3, "Trainer.adversarial_start": 1, "Trainer.valid_every": 3}
+    overrides = ddp_overrides(tmp_path, **settings, **{"Trainer.log_every": 1})
+    finished = torchrun(tmp_path, RANK_SCRIPT, overrides, str(tmp_path))
     assert finished.returncode == 0, finished.stderr[-3000:]
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
     initial = torch.load(
@@ -103,35 +109,9 @@ run_training({**load_config(config_path), **overrides})
 
 @pytest.mark.slow
 def test_a_data_failure_on_one_rank_stops_every_rank_and_rank_0_keeps_the_steps(tmp_path):
-    from gan_enhance.data import write_synthetic_corpus
-
-    corpus = tmp_path / "corpus"
-    write_synthetic_corpus(str(corpus), num_files=2, seconds=1.0, sample_rate=16000)
-    overrides = {
-        "name": "ddp",
-        "runs_dir": str(tmp_path / "runs"),
-        "Trainer.max_steps": 10,
-        "Trainer.adversarial_start": 100,
-        "Trainer.batch_size": 1,
-        "Trainer.num_workers": 0,
-        "Trainer.valid_every": 0,
-        "Trainer.sample_every": 0,
-        "Trainer.checkpoint_every": 100,
-        "Trainer.quiet": True,
-        "Data.segment_samples": 4096,
-        "Data.epoch_items": 8,
-        "Data.val_items": 1,
-        "Data.train_sources": [str(corpus)],
-        "Data.val_sources": [str(corpus)],
-    }
-    script = tmp_path / "rank.py"
-    script.write_text(FAILING_RANK_SCRIPT)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += [str(script), os.path.join(CONF, "debug.yml"), json.dumps(overrides)]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
-    finished = subprocess.run(
-        command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
-    )
+    settings = {"Trainer.max_steps": 10, "Trainer.adversarial_start": 100, "Trainer.valid_every": 0}
+    overrides = ddp_overrides(tmp_path, **settings, **{"Trainer.checkpoint_every": 100})
+    finished = torchrun(tmp_path, FAILING_RANK_SCRIPT, overrides)
     assert finished.returncode != 0
     assert "TooManyBadFilesError: 2 of 2 training files failed to load (rank 1)" in finished.stderr
     assert "data loading failed on another rank" in finished.stderr
@@ -168,38 +148,14 @@ run.run_training({**load_config(config_path), **overrides}, resume=len(sys.argv)
 
 @pytest.mark.slow
 def test_ranks_that_resume_from_different_checkpoints_stop_with_one_error(tmp_path):
-    from gan_enhance.data import write_synthetic_corpus
-
-    corpus = tmp_path / "corpus"
-    write_synthetic_corpus(str(corpus), num_files=2, seconds=1.0, sample_rate=16000)
-    overrides = {
-        "name": "ddp",
-        "runs_dir": str(tmp_path / "runs"),
-        "Trainer.max_steps": 3,
-        "Trainer.adversarial_start": 100,
-        "Trainer.batch_size": 1,
-        "Trainer.num_workers": 0,
-        "Trainer.valid_every": 0,
-        "Trainer.sample_every": 0,
-        "Trainer.checkpoint_every": 1,
-        "Trainer.dist_timeout_minutes": 1.0,
-        "Trainer.quiet": True,
-        "Data.segment_samples": 4096,
-        "Data.epoch_items": 8,
-        "Data.val_items": 1,
-        "Data.train_sources": [str(corpus)],
-        "Data.val_sources": [str(corpus)],
-    }
-    script = tmp_path / "rank.py"
-    script.write_text(DIVERGING_RESUME_SCRIPT)
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    command += [str(script), os.path.join(CONF, "debug.yml")]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
+    settings = {"Trainer.max_steps": 3, "Trainer.adversarial_start": 100, "Trainer.valid_every": 0}
+    overrides = ddp_overrides(
+        tmp_path, **settings, **{"Trainer.checkpoint_every": 1, "Trainer.dist_timeout_minutes": 1.0}
+    )
 
     def launch(resume: bool, **extra) -> subprocess.CompletedProcess:
-        arguments = [json.dumps({**overrides, **extra})] + (["resume"] if resume else [])
-        return subprocess.run(
-            command + arguments, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300
+        return torchrun(
+            tmp_path, DIVERGING_RESUME_SCRIPT, {**overrides, **extra}, *(["resume"] if resume else [])
         )
 
     first = launch(resume=False)

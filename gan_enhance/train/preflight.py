@@ -71,11 +71,7 @@ def check_run(experiment: Experiment, load_models: bool = True) -> None:
     if load_models:
         log.info("device: %s", choose_device(experiment.trainer.device))
         train, val = build_datasets(experiment.data, DistInfo())  # indexes the sources: empty ones fail
-        lines, warnings = data_summary(experiment, train, val)
-        for line in lines:
-            log.info("data: %s", line)
-        for warning in warnings:
-            log.warning("data: %s", warning)
+        _log_summary(*data_summary(experiment, train, val))
 
 
 def check_validation_metrics(trainer) -> None:
@@ -318,11 +314,15 @@ def log_data_summary(experiment: Experiment, train_dataset, val_dataset) -> None
     folder (``data_summary.txt``): files, hours, sample rates and the targets' estimated band limits, with
     a warning when targets are band-limited below the output rate's Nyquist frequency."""
     lines, warnings = data_summary(experiment, train_dataset, val_dataset)
-    for line in lines:
-        log.info("data: %s", line)
-    for warning in warnings:
-        log.warning("data: %s", warning)
+    _log_summary(lines, warnings)
     run_dir = Path(experiment.runs_dir) / experiment.name
     if run_dir.is_dir():
         text = "\n".join(lines + [f"warning: {w}" for w in warnings]) + "\n"
         write_text(run_dir / SUMMARY_FILE, text)
+
+
+def _log_summary(lines: list[str], warnings: list[str]) -> None:
+    for line in lines:
+        log.info("data: %s", line)
+    for warning in warnings:
+        log.warning("data: %s", warning)
