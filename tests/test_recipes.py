@@ -248,6 +248,32 @@ def test_a_stage_run_before_its_inputs_exist_names_the_stage_that_makes_them(tmp
         assert "finished" not in text
 
 
+def test_relative_paths_are_relative_to_where_the_recipe_was_started(tmp_path):
+    # The recipe runs from the repository root, but a user's relative paths (options or the recipe's
+    # environment variables) name folders where the user is; resume.sh starts there too.
+    write_speakers(tmp_path / "speech")
+    script = ROOT / "recipes" / "folders" / "run.sh"
+    args = ("--exp_dir", "exp", "--wavlm", "none", "--stop_stage", "1")
+    result = run_recipe(script, *args, cwd=tmp_path, SPEECH="speech")
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "exp" / "data" / "train.csv").read_text().splitlines()) > 1
+    assert list((tmp_path / "exp" / "data" / "test" / "degraded").iterdir())
+    result = run_recipe(script, "--speech", "speech", *args, "--force", "true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "elsewhere").mkdir()
+    resume = subprocess.run(
+        ["bash", str(tmp_path / "exp" / "resume.sh")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "elsewhere",
+        env=recipe_env(),
+        timeout=60,
+    )
+    assert resume.returncode == 0, resume.stderr
+    assert "stages 1-1 done" in resume.stderr
+    assert not (tmp_path / "elsewhere" / "exp").exists()
+
+
 def split_data_main():
     """``main`` of recipes/folders/local/split_data.py, imported from its file."""
     import importlib.util

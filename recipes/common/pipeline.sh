@@ -38,6 +38,10 @@ wavlm=${wavlm:-microsoft/wavlm-large}               # WavLM of the perceptual lo
 
 PIPELINE_FILE=${BASH_SOURCE[0]}
 source "$(dirname "$PIPELINE_FILE")/stages.sh"
+# Options holding paths, relative to where the recipe was started (a recipe adds its data folders to
+# path_options before sourcing this file).
+path_options="exp_dir ${path_options:-}"
+file_options="stage1_config stage2_config wavlm"
 
 # Variables a recipe must set (in its defaults or prepare_data): train_data_args (the --Data.* overrides
 # pointing at its training data), test_degraded and test_clean (the test set), task (degradation preset

@@ -2,6 +2,8 @@
 #  - a recipe and the shared pipeline declare their defaults, one per line as `name=value   # comment`,
 #    between the markers `# <defaults>` and `# </defaults>`; `--help` prints them with their current
 #    values, `--name value` overrides them, an unknown option is an error that names the closest one;
+#    relative paths in the options a recipe lists (path_options, file_options) are relative to where
+#    the recipe was started;
 #  - `run_stage N "description" command...` runs a stage only inside [stage, stop_stage], logs it with
 #    time stamps, and writes a sentinel so a finished stage is skipped on the next run (`--force true`
 #    reruns it). Ctrl-C (or SIGTERM) ends the recipe with "interrupted; resume with ...";
@@ -19,6 +21,30 @@ log() {
 die() {
     log "error: $*"
     exit "${DIE_STATUS:-1}"
+}
+
+# The directory the recipe was started from. A recipe records it (CALLER_DIR=$PWD) before it changes to
+# the repository root, so that the relative paths a user gives still name what is where the user is.
+CALLER_DIR=${CALLER_DIR:-$PWD}
+
+# resolve_paths: in the options named by $path_options (space-separated paths) and $file_options (a path
+# when one exists there; otherwise, e.g. a config under the repository or a hub id, left as given), make
+# every relative path absolute against $CALLER_DIR. Started from the repository root, nothing changes.
+resolve_paths() {
+    local name word words resolved
+    [ "$CALLER_DIR" = "$PWD" ] && return 0
+    for name in ${path_options:-} ${file_options:-}; do
+        read -ra words <<< "${!name}"
+        resolved=()
+        for word in "${words[@]}"; do
+            if [[ $word != /* ]] && { [[ " ${path_options:-} " == *" $name "* ]] || [ -e "$CALLER_DIR/$word" ]; }
+            then
+                word=$CALLER_DIR/$word
+            fi
+            resolved+=("$word")
+        done
+        printf -v "$name" '%s' "${resolved[*]}"
+    done
 }
 
 # default_lines FILE...: the `name=value   # comment` lines of the files' defaults blocks.
@@ -109,6 +135,7 @@ parse_options() {
                 ;;
         esac
     done
+    resolve_paths
 }
 
 # start_records: the headers of "$exp_dir/commands.sh" (created once, appended to by every run).
@@ -148,7 +175,7 @@ write_resume() {
     {
         echo "#!/usr/bin/env bash"
         echo "# Continue this experiment at stage ${first} (finished stages are skipped, training resumes)."
-        printf 'cd %q\n' "$PWD"
+        printf 'cd %q\n' "$CALLER_DIR"
         printf 'exec bash %q' "$RECIPE_FILE"
         for arg in "${kept[@]}"; do printf ' %q' "$arg"; done
         printf ' --stage %s --stop_stage %s "$@"\n' "$first" "$stop_stage"

@@ -6,6 +6,7 @@
 set -euo pipefail
 RECIPE_FILE=$(realpath "$0")
 RECIPE_ARGS=("$@")
+CALLER_DIR=$PWD  # relative paths given by the user are relative to it
 cd "$(dirname "$RECIPE_FILE")/../.."
 
 # <defaults>

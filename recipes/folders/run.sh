@@ -8,6 +8,7 @@
 set -euo pipefail
 RECIPE_FILE=$(realpath "$0")
 RECIPE_ARGS=("$@")
+CALLER_DIR=$PWD  # relative paths given by the user are relative to it
 cd "$(dirname "$RECIPE_FILE")/../.."
 
 # <defaults>
@@ -25,6 +26,7 @@ task=restoration                          # degradation preset (gan_enhance/data
 size=full                                 # full: the stage configs; small: recipes/folders/conf/small_stage*.yml (CPU smoke test)
 exp_dir=exp/folders                       # experiment folder
 # </defaults>
+path_options="speech noise rir val_speech test_speech"
 source recipes/common/pipeline.sh
 parse_options "$@"
 

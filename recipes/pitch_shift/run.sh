@@ -6,6 +6,7 @@
 set -euo pipefail
 RECIPE_FILE=$(realpath "$0")
 RECIPE_ARGS=("$@")
+CALLER_DIR=$PWD  # relative paths given by the user are relative to it
 cd "$(dirname "$RECIPE_FILE")/../.."
 
 # <defaults>
@@ -16,6 +17,7 @@ exp_dir=exp/pitch_shift                   # experiment folder
 task=pitch_shift                          # degradation preset (gan_enhance/data/tasks.py)
 stage2_in_rate=48000                      # stage 2 is 48 kHz -> 48 kHz
 # </defaults>
+path_options="train_dir val_dir test_dir"
 source recipes/common/pipeline.sh
 parse_options "$@"
 

@@ -7,6 +7,7 @@
 set -euo pipefail
 RECIPE_FILE=$(realpath "$0")
 RECIPE_ARGS=("$@")
+CALLER_DIR=$PWD  # relative paths given by the user are relative to it
 cd "$(dirname "$RECIPE_FILE")/../.."
 
 # <defaults>
@@ -18,6 +19,7 @@ val_speakers="p225 p226"                  # held out for validation
 test_speakers="p227 p228 p229 p230"       # held out for the test set (degraded once, with a fixed seed)
 task=restoration                          # degradation preset (gan_enhance/data/tasks.py)
 # </defaults>
+path_options="vctk_root noise_dirs rir_dirs"
 source recipes/common/pipeline.sh
 parse_options "$@"
 

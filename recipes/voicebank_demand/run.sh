@@ -5,6 +5,7 @@
 set -euo pipefail
 RECIPE_FILE=$(realpath "$0")
 RECIPE_ARGS=("$@")
+CALLER_DIR=$PWD  # relative paths given by the user are relative to it
 cd "$(dirname "$RECIPE_FILE")/../.."
 
 # <defaults>
@@ -14,6 +15,7 @@ val_speakers="p226 p287"                  # training speakers held out for valid
 stage2_config=none                        # 16 kHz only: no 48 kHz stage
 task=denoise                              # preset for the baselines' naming and optional shards
 # </defaults>
+path_options="vbd_root"
 source recipes/common/pipeline.sh
 parse_options "$@"
 
