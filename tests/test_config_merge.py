@@ -1,6 +1,7 @@
 """Config layers merge dict-valued keys (``lambdas``) instead of replacing them, in files and overrides."""
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -146,3 +147,14 @@ def test_debug_config_with_one_weight_changed_saves_merged_and_checks(tmp_path, 
     assert saved["lambdas"]["adv/feat"] == 10.0 and saved["lambdas"]["adv/disc"] == 1.0
     assert train_main(["--args.load", str(tmp_path / "saved.yml"), "--check"]) == 0
     assert "config OK" in capsys.readouterr().out
+
+
+def test_an_include_of_a_project_config_resolves_from_any_working_directory(tmp_path, monkeypatch):
+    # A user's config next to their data includes the project's stage config by its repository path
+    # (as the recipes' configs do) and is loaded from where the user is, not from the repository root.
+    root = Path(__file__).resolve().parent.parent
+    mine = write(tmp_path, "mine.yml", "$include: [recipes/demo/conf/stage1.yml]\nTrainer.max_steps: 7\n")
+    monkeypatch.chdir(tmp_path)
+    config = load_config(mine)
+    assert config["Trainer.max_steps"] == 7
+    assert config["discriminators"] == load_config(root / "recipes/common/conf/small.yml")["discriminators"]
