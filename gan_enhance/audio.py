@@ -21,6 +21,7 @@ import soundfile
 import torch
 
 from gan_enhance.atomic import atomic_path
+from gan_enhance.devices import cached_constant
 from gan_enhance.errors import AudioFileError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aif", ".aiff")
@@ -263,7 +264,7 @@ def _torchaudio_functional():
     return torchaudio.functional
 
 
-@functools.lru_cache(maxsize=64)
+@cached_constant(64)
 def _resampler(
     orig_sr: int, new_sr: int, quality: str, device: torch.device, dtype: torch.dtype
 ) -> torch.nn.Module:

@@ -1,10 +1,17 @@
-"""The device a user names, checked against what this torch and machine have."""
+"""The device a user names, checked against what this torch and machine have; constant tensors cached
+per device."""
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 from gan_enhance.errors import ConfigError
+
+Built = TypeVar("Built")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -34,3 +41,24 @@ def resolve_device(device: str | torch.device) -> torch.device:
     elif resolved.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {str(device)!r} is not available on this machine; use cpu")
     return resolved
+
+
+def cached_constant(maxsize: int) -> Callable[[Callable[..., Built]], Callable[..., Built]]:
+    """``functools.lru_cache`` for a function that builds constant tensors (a window, a filterbank, a
+    kernel, a module holding one) once per argument set, typically per device and dtype.
+
+    The build runs outside inference mode: a tensor first made under ``torch.inference_mode()``
+    (enhancing, evaluating, exporting) can never be saved for backward, and the cache would hand that one
+    to every later caller in the process, training included.
+    """
+
+    def decorate(function: Callable[..., Built]) -> Callable[..., Built]:
+        @functools.lru_cache(maxsize=maxsize)
+        @functools.wraps(function)
+        def build(*args, **kwargs) -> Built:
+            with torch.inference_mode(False):
+                return function(*args, **kwargs)
+
+        return build
+
+    return decorate

@@ -127,13 +127,13 @@ def test_a_data_failure_on_one_rank_stops_every_rank_and_rank_0_keeps_the_steps(
 DIVERGING_RESUME_SCRIPT = """
 import json, os, sys
 import torch
-from gan_enhance.train import run
+from gan_enhance.train import checkpoint, run
 from gan_enhance.train.checkpoint import checkpoint_path, load_checkpoint
 from gan_enhance.train.config import load_config
 
 torch.set_num_threads(1)
 config_path, overrides = sys.argv[1], json.loads(sys.argv[2])
-choose = run.load_resumable
+choose = checkpoint.load_resumable
 
 def stale_on_rank_1(run_dir, set_aside=False):
     if os.environ["RANK"] == "1":
@@ -141,7 +141,7 @@ def stale_on_rank_1(run_dir, set_aside=False):
         return load_checkpoint(path), path
     return choose(run_dir, set_aside)
 
-run.load_resumable = stale_on_rank_1
+checkpoint.load_resumable = stale_on_rank_1
 run.run_training({**load_config(config_path), **overrides}, resume=len(sys.argv) > 3)
 """
 
@@ -165,3 +165,58 @@ def test_ranks_that_resume_from_different_checkpoints_stop_with_one_error(tmp_pa
     assert "the ranks resumed from different checkpoints (steps 2 to 3" in resumed.stderr, resumed.stderr[
         -3000:
     ]
+
+
+# At the fourth step the spike guard calls for a restore; rank 1 cannot read any checkpoint, rank 0 can.
+SPIKE_SCRIPT = """
+import json, os, sys
+import torch
+from gan_enhance.errors import CheckpointError
+from gan_enhance.train import checkpoint
+from gan_enhance.train.config import load_config
+from gan_enhance.train.distributed import unwrap
+from gan_enhance.train.guard import SpikeGuard
+from gan_enhance.train.run import run_training
+
+torch.set_num_threads(1)
+config_path, overrides, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+load, observed = checkpoint.load_resumable, []
+
+def spike_at_step_4(self, loss, adversarial):
+    observed.append(loss)
+    return len(observed) == 4
+
+def unreadable_on_rank_1(run_dir, set_aside=False):
+    if os.environ["RANK"] == "1":
+        raise CheckpointError("latest is unreadable here (rank 1)")
+    return load(run_dir, set_aside)
+
+SpikeGuard.observe = spike_at_step_4
+checkpoint.load_resumable = unreadable_on_rank_1
+state = run_training({**load_config(config_path), **overrides}).state
+torch.save(unwrap(state.generator).state_dict(), os.path.join(out, f"rank{os.environ['RANK']}.pt"))
+print(f"rank {os.environ['RANK']} ended at step {state.step}")
+"""
+
+
+@pytest.mark.slow
+def test_a_spike_restore_that_fails_on_one_rank_lowers_the_rate_on_every_rank(tmp_path):
+    settings = {
+        "Trainer.max_steps": 6,
+        "Trainer.adversarial_start": 100,
+        "Trainer.valid_every": 0,
+        "Trainer.checkpoint_every": 2,
+        "Trainer.spike_factor": 3.0,
+        "Trainer.spike_action": "restore",
+        "Trainer.dist_timeout_minutes": 1.0,
+    }
+    finished = torchrun(tmp_path, SPIKE_SCRIPT, ddp_overrides(tmp_path, **settings), str(tmp_path))
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "rank 0 ended at step 6" in finished.stdout and "rank 1 ended at step 6" in finished.stdout
+    # rank 1 says why on stderr; rank 0 (quiet) in the run's log
+    assert "cannot restore after loss spikes (latest is unreadable here (rank 1))" in finished.stderr
+    log = (tmp_path / "runs" / "ddp" / "train.log").read_text()
+    assert "cannot restore after loss spikes (another rank could not load a checkpoint" in log
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    for key, value in ranks[0].items():
+        assert torch.equal(value, ranks[1][key]), f"generator.{key} differs between ranks"

@@ -17,16 +17,16 @@ for every call once :attr:`FramedSTFT.dft_matmul` is set; the two agree to float
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_enhance.devices import cached_constant
 from gan_enhance.errors import ConfigError
 
 
-@lru_cache(maxsize=16)
+@cached_constant(16)
 def _dft_kernels(n_fft: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """Analysis and synthesis kernels ``(2 * bins, 1, n_fft)`` of the Hann-windowed one-sided DFT.
 

@@ -12,10 +12,11 @@ matches ``librosa.filters.mel`` (what DAC and HiFi-GAN use), so their loss weigh
 from __future__ import annotations
 
 import warnings
-from functools import lru_cache
 
 import torch
 from einops import pack, unpack
+
+from gan_enhance.devices import cached_constant
 
 WINDOWS = {
     "hann": torch.hann_window,
@@ -24,7 +25,7 @@ WINDOWS = {
 }
 
 
-@lru_cache(maxsize=128)
+@cached_constant(128)
 def _cached_window(kind: str, length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return WINDOWS[kind](length, periodic=True, device=device, dtype=dtype)
 
@@ -125,7 +126,7 @@ def magnitude(spec: torch.Tensor, power: float = 1.0, eps: float = 0.0) -> torch
     return mag if power == 1.0 else mag.pow(power)
 
 
-@lru_cache(maxsize=128)
+@cached_constant(128)
 def _cached_mel_filterbank(
     sample_rate: int,
     n_fft: int,

@@ -182,23 +182,48 @@ def load_resumable(run_dir: str | Path, set_aside: bool = False) -> tuple[dict[s
     raise CheckpointError(f"no usable checkpoint in {folder}: " + " | ".join(error for _, error in failures))
 
 
-def check_same_on_every_rank(state: State, payload: dict[str, Any], path: Path) -> None:
-    """Under DDP every rank loads the checkpoint from its own view of the run folder; they must all have
-    loaded the same one. A missing shared filesystem, a stale copy or a file unreadable on one node would
-    otherwise leave ranks at different steps (their collectives then wait on each other for ever) or with
-    different weights. One all-reduce of (step, checksum) turns that into the same error on every rank."""
+def load_on_every_rank(state: State, run_dir: str | Path) -> tuple[dict[str, Any], Path]:
+    """:func:`load_resumable` on every rank, with one answer for all of them.
+
+    Under DDP every rank loads from its own view of the run folder. A missing shared filesystem, a stale
+    copy or a file unreadable on one node would otherwise leave ranks at different steps or with different
+    weights, or let one rank take another branch (resume or stop, restore or lower the learning rate) while
+    the others wait in a collective for ever. One all-reduce of (failed, step, checksum) makes every rank
+    return the same checkpoint or raise.
+
+    Raises
+    ------
+    CheckpointError
+        On every rank, when any rank loaded nothing or the ranks loaded different checkpoints.
+    """
+    try:
+        payload, path = load_resumable(run_dir, set_aside=state.dist.is_main)
+        error = None
+    except CheckpointError as caught:
+        payload, path, error = {}, Path(run_dir), caught
     if not state.dist.distributed:
-        return
+        if error is not None:
+            raise error
+        return payload, path
     digest = float(int(str(payload.get(CHECKSUM_KEY, ""))[:12] or "0", 16))  # 48 bits: exact in float64
-    mine = [float(state.step), digest]
-    both = torch.tensor([*mine, *(-value for value in mine)], dtype=torch.float64, device=state.device)
-    high_step, high_digest, low_step, low_digest = max_over_ranks(both, state.dist).tolist()
+    mine = [float(payload.get("step", 0)), digest]
+    values = [float(error is not None), *mine, *(-value for value in mine)]
+    agreed = max_over_ranks(torch.tensor(values, dtype=torch.float64, device=state.device), state.dist)
+    failed, high_step, high_digest, low_step, low_digest = agreed.tolist()
+    if error is not None:
+        raise error
+    if failed:
+        raise CheckpointError(
+            f"another rank could not load a checkpoint of {run_dir} (rank {state.dist.rank} loaded {path}): "
+            "give every rank the same run folder (a shared filesystem)"
+        )
     if (high_step, high_digest) != (-low_step, -low_digest):
         raise CheckpointError(
             f"the ranks resumed from different checkpoints (steps {-low_step:.0f} to {high_step:.0f}; rank "
             f"{state.dist.rank} loaded {path}): give every rank the same run folder (a shared filesystem) "
             "and resume again"
         )
+    return payload, path
 
 
 def restore_state(state: State, payload: dict[str, Any]) -> None:

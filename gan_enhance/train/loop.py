@@ -20,8 +20,7 @@ from gan_enhance.data.datasets import BadFileLog
 from gan_enhance.errors import CheckpointError, DataError
 from gan_enhance.train.checkpoint import (
     BestTracker,
-    check_same_on_every_rank,
-    load_resumable,
+    load_on_every_rank,
     restore_state,
     save_checkpoint,
     state_payload,
@@ -330,13 +329,14 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
         )
     if settings.spike_action == "restore":
         try:
-            payload, path = load_resumable(run.run_dir, set_aside=state.dist.is_main)
-        except CheckpointError as error:  # no good checkpoint yet: lowering the rate is what is left
+            payload, path = load_on_every_rank(state, run.run_dir)
+        except (
+            CheckpointError
+        ) as error:  # no good checkpoint (on some rank): lowering the rate is what is left
             log.warning("cannot restore after loss spikes (%s); lowering the learning rates instead", error)
         else:
             step = state.step
             restore_state(state, payload)
-            check_same_on_every_rank(state, payload, path)
             log.warning(
                 "%d loss spikes in a row (last %.4g) at step %d: restored %s (step %d); data continues forward",
                 settings.spike_patience,

@@ -16,9 +16,8 @@ from gan_enhance.errors import ConfigError
 from gan_enhance.train.builders import build_state, read_experiment, resolved_config
 from gan_enhance.train.checkpoint import (
     BestTracker,
-    check_same_on_every_rank,
     checkpoint_path,
-    load_resumable,
+    load_on_every_rank,
     restore_state,
 )
 from gan_enhance.train.data import build_loaders
@@ -158,9 +157,8 @@ def _resume(
 ) -> dict[str, float]:
     """Restore the newest usable checkpoint into ``state``, the data position, the best tracker and the
     spike guard; returns the checkpoint's last validation metrics."""
-    payload, path = load_resumable(run_dir, set_aside=state.dist.is_main)
+    payload, path = load_on_every_rank(state, run_dir)
     restore_state(state, payload)
-    check_same_on_every_rank(state, payload, path)
     batches.load_state_dict(payload["data"])
     tracker.load_state_dict(payload["trainer"]["tracker"])
     if guard is not None and "spike_guard" in payload["trainer"]:
