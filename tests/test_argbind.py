@@ -203,3 +203,19 @@ def test_each_key_gets_the_first_sentence_of_its_numpydoc_entry():
     # a sentence end or ';' inside parentheses does not end the line (it used to cut "(torch's; like").
     doc = "S.\n\nParameters\n----------\nt : int\n    Threads (``torch.x``; like ``-j``). Next; more.\n"
     assert parameter_docs(doc) == {"t": "Threads (torch.x; like -j)."}
+
+
+def test_settings_of_an_unselected_part_are_reported_once_per_process(caplog, monkeypatch):
+    # The demo's overlay switches the stage's HiFi++ to a small U-Net and keeps its HiFi++ keys; the check,
+    # the run and the summary read the config again, and the warning is said once, not at every read.
+    from gan_enhance.train import builders
+    from gan_enhance.train.builders import read_experiment
+
+    monkeypatch.setattr(builders, "_SAID", set())  # as in a fresh process
+
+    config = {**load_config(DEBUG), "HiFiPlusPlus.upsample_channels": 64}
+    for _ in range(3):
+        experiment = read_experiment(config)
+    assert experiment.generator == "unet1d"
+    said = [r for r in caplog.records if "ignoring HiFiPlusPlus.upsample_channels" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "WARNING"

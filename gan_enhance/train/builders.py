@@ -55,6 +55,9 @@ def reconstruction_losses() -> dict[str, type]:
     }
 
 
+_SAID: set[str] = set()  # warnings about the config already logged by this process
+
+
 @dataclass
 class Experiment:
     """A checked run configuration: every setting resolved, nothing built yet."""
@@ -180,16 +183,18 @@ def _known(names: list[str], registry: Any) -> list[str]:
 
 
 def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str]) -> None:
-    """Settings of a registered but unselected part are accepted with a warning (overlays may carry them)."""
+    """Settings of a registered but unselected part are accepted with a warning (overlays may carry them),
+    said once per process: the check, the run and its summary each read the same config."""
     for name in registry.names():
         if name in selected:
             continue
         prefix = registry.get(name).__name__
         keys = [key for key in reader.config if key.split("/")[-1].startswith(f"{prefix}.")]
         if keys:
-            log.warning(
-                "ignoring %s: %s %r is not selected in this run", ", ".join(keys), registry.kind, name
-            )
+            message = f"ignoring {', '.join(keys)}: {registry.kind} {name!r} is not selected in this run"
+            if message not in _SAID:
+                _SAID.add(message)
+                log.warning(message)
             reader.mark_used(prefix)
 
 
