@@ -30,7 +30,8 @@ optimizer (unscale, clip, step, EMA for both sides), the rest, the total, and se
 per wall second; then the share of the step spent waiting for data (near 0: the loader keeps up), the
 step's matmul and convolution GFLOP (counted once by ``torch.utils.flop_counter``), the TFLOP/s that
 achieves, MFU against the device's dense bf16 peak (known GPUs, or ``--peak-tflops``) and, on CUDA, the
-peak allocated memory.
+peak allocated memory. A second table gives each adversarial step's time over its regression step's, in
+total and without the data wait.
 """
 
 from __future__ import annotations
@@ -340,21 +341,37 @@ def main() -> None:
         )
         print("|---" * (5 + len(HEADERS) + len(EXTRA_HEADERS)) + "|")
         peak = peak_tflops(args)
+        ratios = []  # (config, optimizer, precision, compile, total ratio, ratio without the data wait)
         for name in args.configs:
             optimizers = [configured_optimizer(name)]
             if args.both_optimizers:
                 optimizers.append("adamw" if optimizers[0] == "muon" else "muon")
             for optimizer in optimizers:
+                regression = {}
                 for adversarial in (False, True):
                     for numeric in numerics:
                         variant = {**numeric, "optimizer": optimizer, "adversarial": adversarial}
-                        print_row(name, variant, measure(name, args, variant, corpus, wavlm), peak)
+                        means = measure(name, args, variant, corpus, wavlm)
+                        print_row(name, variant, means, peak)
+                        key = (numeric["precision"], numeric["compile"])
+                        if not adversarial:
+                            regression[key] = means
+                            continue
+                        base = regression[key]
+                        compute = (means["total"] - means["data"]) / (base["total"] - base["data"])
+                        ratios.append((name, optimizer, *key, means["total"] / base["total"], compute))
             if not args.no_dac and name != "demo":
                 for numeric in numerics:
                     variant = {**numeric, "optimizer": "adamw", "adversarial": True, "dac": True}
                     print_row(
                         f"{name} DAC-equivalent", variant, measure(name, args, variant, corpus, wavlm), peak
                     )
+        print("\nadversarial step / regression step (issue 12's demo target: at most 3x)\n")
+        print("| config | G optimizer | precision | compile | total | without the data wait |")
+        print("|---|---|---|---|---|---|")
+        for name, optimizer, precision, compiled, total, compute in ratios:
+            on = "on" if compiled else "off"
+            print(f"| {name} | {optimizer} | {precision} | {on} | {total:.1f}x | {compute:.1f}x |")
         if not args.no_components:
             for name in args.configs:
                 print(
