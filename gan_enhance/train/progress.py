@@ -1,4 +1,5 @@
-"""Training progress on the console: a tqdm bar on a terminal, otherwise one log line per logging step."""
+"""Training progress: on the console a tqdm bar on a terminal, otherwise one log line per logging step; the
+running means those lines and the writers report; a profiler window over a few steps."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor
 
 log = logging.getLogger("gan_enhance.train")
 PROGRESS_LINE = "progress_line"  # LogRecord attribute marking the per-step lines
@@ -98,3 +103,67 @@ def progress_line(step: int, total: int, losses: dict[str, float], steps_per_sec
 
 def _not_progress_line(record: logging.LogRecord) -> bool:
     return not getattr(record, PROGRESS_LINE, False)
+
+
+class RunningMeans:
+    """Sums of step metrics kept on the device between logs (no sync per step)."""
+
+    def __init__(self):
+        self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
+        self.data_seconds = self.step_seconds = 0.0
+        self.steps = 0
+
+    def add(self, metrics: dict[str, Tensor], data_seconds: float, step_seconds: float) -> None:
+        for key, value in metrics.items():
+            self.sums[key] = self.sums[key] + value if key in self.sums else value.clone()
+            self.counts[key] = self.counts.get(key, 0) + 1
+        self.data_seconds += data_seconds
+        self.step_seconds += step_seconds
+        self.steps += 1
+
+    def pop(self) -> dict[str, Tensor | float]:
+        """Means since the last call (losses as tensors, times as seconds per step); then reset."""
+        means: dict[str, Tensor | float] = {key: total / self.counts[key] for key, total in self.sums.items()}
+        means["time/data"] = self.data_seconds / max(self.steps, 1)
+        means["time/step"] = self.step_seconds / max(self.steps, 1)
+        self.__init__()
+        return means
+
+
+class ProfilerWindow:
+    """A ``torch.profiler`` trace of ``steps`` steps after step ``start`` and one warm-up step, written for
+    TensorBoard's profile tab (``logs/profile``)."""
+
+    def __init__(self, start: int, steps: int, run_dir: Path, enabled: bool):
+        self.start, self.steps = start, steps
+        self.folder = Path(run_dir) / "logs" / "profile"
+        self.enabled = enabled and steps > 0
+        self.profiler = None
+
+    def step(self, step: int) -> None:
+        """Call after each training step with the new step count."""
+        if not self.enabled:
+            return
+        if self.profiler is None and step == self.start:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if torch.cuda.is_available():
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.profiler = torch.profiler.profile(
+                activities=activities,
+                # One warm-up step first: the first profiled step pays the profiler's own start-up.
+                schedule=torch.profiler.schedule(wait=0, warmup=1, active=self.steps, repeat=1),
+                on_trace_ready=torch.profiler.tensorboard_trace_handler(str(self.folder)),
+                record_shapes=True,
+            )
+            self.profiler.start()
+        elif self.profiler is not None:
+            self.profiler.step()
+            if step >= self.start + 1 + self.steps:
+                self.close()
+
+    def close(self) -> None:
+        if self.profiler is not None:
+            self.profiler.stop()
+            self.profiler = None
+            self.enabled = False
