@@ -308,3 +308,14 @@ def test_a_validation_callback_sees_every_validation_and_can_stop_the_run(corpus
     assert "mel/loss" in seen[0][1]
     assert result.step == 4 and result.stopped_early
     assert checkpoint_path(tmp_path / "pruned", "latest").is_file()
+
+
+def test_a_run_whose_last_step_is_not_a_validation_step_still_validates_and_keeps_best(corpus, tmp_path):
+    # recipes/folders' smoke test: `--stage2_args "--Trainer.max_steps 10"` with valid_every 20 used to end
+    # without a validation, so without `best`, and the recipe's export stage (tag best) stopped there.
+    config = {**load_config(os.path.join(CONF, "debug.yml"))}
+    config.update(tiny_run(corpus, tmp_path, "short", **{"Trainer.max_steps": 3, "Trainer.valid_every": 5}))
+    result = run_training(config)
+    assert result.step == 3 and result.best is not None
+    best = torch.load(checkpoint_path(tmp_path / "short", "best"), weights_only=True)
+    assert best["step"] == 3

@@ -230,7 +230,9 @@ def _one_step(
     if settings.sample_every and step % settings.sample_every == 0:
         log_samples(state, run)
     stopped_early = False
-    if settings.valid_every and step % settings.valid_every == 0:
+    # The last step validates too, so a run shorter than valid_every (or not a multiple of it) ends with
+    # scores and a `best` for its final weights.
+    if settings.valid_every and (step % settings.valid_every == 0 or step == settings.max_steps):
         stopped_early = run_validation(state, run)
     keep = settings.keep_every > 0 and step % settings.keep_every == 0
     due = step % settings.checkpoint_every == 0 or step == settings.max_steps

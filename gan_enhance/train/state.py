@@ -70,7 +70,7 @@ class TrainerSettings:
     log_every : int
         Steps between training-scalar logs (the only place training losses leave the device).
     valid_every : int
-        Steps between validations (and ``best`` checkpoint checks).
+        Steps between validations (and ``best`` checkpoint checks); the last step validates too. 0: never.
     valid_batches : int
         Validation batches per validation (0: the whole validation set).
     speech_metrics : bool
