@@ -173,6 +173,11 @@ def test_sigterm_and_sigint_write_latest_and_exit_cleanly(corpus, tmp_path, sign
     run.process.send_signal(signum)
     assert run.finish() == 128 + signum, run.output
     assert "continue with --resume" in run.output and "Traceback" not in run.output
+    # the last line names the whole command (the run folder's config holds every override)
+    assert (
+        f"continue with: gan-enhance train --args.load {tmp_path / 'run' / 'config.yml'} --resume"
+        in run.output
+    )
     latest = load_checkpoint(checkpoint_path(tmp_path / "run", "latest"))
     assert 2 <= latest["step"] < 1000
     extra["Trainer.max_steps"] = latest["step"] + 1

@@ -18,10 +18,11 @@ Scheduler) set one side. Dict-valued keys (lambdas) merge at every layer ($inclu
 the command line): --lambdas.mel/loss 20 sets one weight and keeps the others (0 turns a loss off);
 --lambdas "{mel/loss: 20}" does the same; a dict with the entry $replace: true replaces instead of
 merging (single quotes keep the shell off the $: --lambdas '{$replace: true, mel/loss: 20}').
-$include is recursive (paths relative to the including file). Every key is checked before training: all
-keys nothing reads are reported at once, each with the closest known key. The resolved config is
-written to <runs_dir>/<name>/config.yml; --resume continues that run from checkpoints/latest. Several
-GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
+$include is recursive (a path is looked for next to the including file, then in the working directory,
+then in the project's checkout, so conf/ and recipes/ configs include by their repository path). Every
+key is checked before training: all keys nothing reads are reported at once, each with the closest known
+key. The resolved config is written to <runs_dir>/<name>/config.yml; --resume continues that run from
+checkpoints/latest. Several GPUs or nodes: torchrun --nproc_per_node N -m gan_enhance train ...
 """
 
 USAGE = (
@@ -82,14 +83,15 @@ def main(argv: list[str]) -> int:
         return 0
     experiment = read_experiment(config)
 
-    from gan_enhance.train.run import run_training
+    from gan_enhance.train.run import CONFIG_FILE, run_training
 
     result = run_training({**config, **debug}, resume=options.resume)
     if result.interrupted:
         if rank == 0:
+            saved = os.path.join(experiment.runs_dir, experiment.name, CONFIG_FILE)
             print(
                 f"stopped by signal {result.interrupted} at step {result.step}; checkpoints/latest is "
-                "written; continue with --resume",
+                f"written; continue with: gan-enhance train --args.load {saved} --resume",
                 file=sys.stderr,
             )
         # 128 + signal, as a shell reports a process the signal ended: scripts see the stage unfinished.
