@@ -73,7 +73,7 @@ def test_missing_data_folder_fails_early_and_names_the_option(name, tmp_path):
     )
     assert result.returncode == 1
     assert f"--{option} {missing}: no such folder" in result.stderr
-    assert not (tmp_path / "exp" / "runs").exists()
+    assert not (tmp_path / "exp").exists()  # nothing written: no records, no resume.sh replaying the typo
 
 
 def write_fake_recipe(folder: Path, second: str = 'run_cmd bash -c "echo $word >> $exp_dir/log"') -> Path:

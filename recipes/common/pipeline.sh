@@ -2,7 +2,8 @@
 # A recipe defines `prepare_data` (stage 1) and the variables below that it needs to differ; everything
 # here can be overridden on its command line as --name value.
 #
-#   1  prepare data            recipe-specific: check paths, write lists / synthetic data / a test set
+#   1  prepare data            recipe-specific: write lists / synthetic data / a test set (paths are
+#                              checked by its check_paths before any stage)
 #   2  precompute shards       optional (use_shards=true): degraded/clean pairs for stage 3 and stage 4
 #   3  train stage 1           conf/stage1_16k.yml (16 kHz -> 16 kHz): regression warm-up, then GAN
 #   4  train stage 2           conf/stage2_48k.yml (16 kHz -> 48 kHz), generator fine-tuned from stage 1
@@ -208,15 +209,15 @@ report_outputs() {
 }
 
 run_pipeline() {
-    start_records
-    write_resume "$stage"
-    # Data paths first (a recipe's check_paths), then the WavLM: both before any stage runs.
-    if [ "$stage" -le 1 ] && declare -F check_paths > /dev/null; then
+    # Data paths first (a recipe's check_paths), then the WavLM: both before anything is written.
+    if declare -F check_paths > /dev/null; then
         check_paths
     fi
     if [ "$stage" -le "$(final_train_stage)" ] && [ "$stop_stage" -ge 3 ]; then
         check_wavlm
     fi
+    start_records
+    write_resume "$stage"
     run_stage 1 "prepare data" prepare_data
     if [ "$use_shards" = true ]; then
         run_stage 2 "precompute training pairs into shards" precompute_shards

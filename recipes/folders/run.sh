@@ -69,7 +69,6 @@ check_paths() {
 }
 
 prepare_data() {
-    check_paths
     local given=()
     # shellcheck disable=SC2206
     [ -n "$val_speech" ] && given+=(--val $val_speech)
@@ -85,5 +84,4 @@ prepare_data() {
         --in-sample-rate "$test_in_rate" --out-sample-rate "$test_out_rate" --noise $noise --rir $rir
 }
 
-[ "$stage" -le 1 ] || check_paths
 run_pipeline

@@ -34,10 +34,8 @@ check_paths() {
 }
 
 prepare_data() {
-    check_paths
     run_cmd gan-enhance degrade "$test_dir" "$data_dir/test" --task "$task" --seed 0 --overwrite \
         --in-sample-rate 48000 --out-sample-rate 48000
 }
 
-[ "$stage" -le 1 ] || check_paths
 run_pipeline

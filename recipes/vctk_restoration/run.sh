@@ -43,7 +43,6 @@ check_paths() {
 
 # Speaker folders become train / val / test by symbolic links; the test set is degraded once.
 prepare_data() {
-    check_paths
     local speaker_dir speaker split
     mkdir -p "$data_dir/train" "$data_dir/val" "$data_dir/test_clean_source"
     for speaker_dir in "$vctk_root"/wav48_silence_trimmed/*/; do
@@ -58,5 +57,4 @@ prepare_data() {
         --overwrite --in-sample-rate 16000 --out-sample-rate 48000 --noise $noise_dirs --rir $rir_dirs
 }
 
-[ "$stage" -le 1 ] || check_paths
 run_pipeline

@@ -36,7 +36,6 @@ check_paths() {
 
 # Split the training speakers into train and validation folders of symbolic links (no copies).
 prepare_data() {
-    check_paths
     local kind file speaker split
     for kind in noisy clean; do
         for split in train val; do mkdir -p "$data_dir/$split/$kind"; done
@@ -50,5 +49,4 @@ prepare_data() {
     log "train: $(ls "$data_dir/train/clean" | wc -l) pairs, val: $(ls "$data_dir/val/clean" | wc -l) pairs"
 }
 
-[ "$stage" -le 1 ] || check_paths
 run_pipeline
