@@ -183,8 +183,9 @@ def _known(names: list[str], registry: Any) -> list[str]:
 
 
 def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str]) -> None:
-    """Settings of a registered but unselected part are accepted with a warning (overlays may carry them),
-    said once per process: the check, the run and its summary each read the same config."""
+    """Settings of a registered but unselected part are accepted with a note (an overlay such as the small
+    recipe sizes switches the part and keeps the stage's settings for the old one), said once per
+    process: the check, the run and its summary each read the same config."""
     for name in registry.names():
         if name in selected:
             continue
@@ -194,7 +195,7 @@ def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str])
             message = f"ignoring {', '.join(keys)}: {registry.kind} {name!r} is not selected in this run"
             if message not in _SAID:
                 _SAID.add(message)
-                log.warning(message)
+                log.info(message)
             reader.mark_used(prefix)
 
 
