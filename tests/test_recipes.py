@@ -242,6 +242,11 @@ def test_a_stage_run_before_its_inputs_exist_names_the_stage_that_makes_them(tmp
     )
     result = run_recipe(script, *common, "--stage", "5", "--stop_stage", "5")
     assert "stage 5 needs the stage2 model" in result.stderr and "which stage 4 makes" in result.stderr
+    # a finished run that never validated has latest but no best: the error names what there is
+    (tmp_path / "exp" / "runs" / "stage2" / "checkpoints" / "latest").mkdir(parents=True)
+    result = run_recipe(script, *common, "--stage", "5", "--stop_stage", "5")
+    assert "the stage2 run has no 'best' checkpoint" in result.stderr
+    assert "checkpoints has: latest); choose one with --export_tag" in result.stderr
     result = run_recipe(script, *common, "--stage", "6", "--stop_stage", "6")
     assert "stage 6 needs the exported model" in result.stderr and "which stage 5 makes" in result.stderr
     for text in (result.stderr,):

@@ -154,8 +154,14 @@ export_model() {
     local run maker
     run=$(final_run)
     maker=$(final_train_stage)
-    has_run "$run" "$export_tag" || die "stage 5 needs the $run model" \
-        "($exp_dir/runs/$run/checkpoints/$export_tag), which stage $maker makes; run it first (--stage $maker)"
+    if ! has_run "$run" "$export_tag"; then
+        # A finished run without the tag (best needs a validation: Trainer.valid_every 0 writes none).
+        has_run "$run" && die "stage 5: the $run run has no '$export_tag' checkpoint" \
+            "($exp_dir/runs/$run/checkpoints has: $(ls "$exp_dir/runs/$run/checkpoints" | paste -sd ' ' -));" \
+            "choose one with --export_tag"
+        die "stage 5 needs the $run model ($exp_dir/runs/$run/checkpoints/$export_tag), which stage $maker" \
+            "makes; run it first (--stage $maker)"
+    fi
     rm -rf "$exp_dir/model"
     run_cmd gan-enhance export "$exp_dir/runs/$run" "$exp_dir/model" --tag "$export_tag"
 }
