@@ -50,6 +50,16 @@ def cached_constant(maxsize: int) -> Callable[[Callable[..., Built]], Callable[.
     The build runs outside inference mode: a tensor first made under ``torch.inference_mode()``
     (enhancing, evaluating, exporting) can never be saved for backward, and the cache would hand that one
     to every later caller in the process, training included.
+
+    Parameters
+    ----------
+    maxsize : int
+        Argument sets kept (least recently used first out).
+
+    Returns
+    -------
+    Callable
+        A decorator; the decorated function keeps ``lru_cache``'s ``cache_clear`` and ``cache_info``.
     """
 
     def decorate(function: Callable[..., Built]) -> Callable[..., Built]:

@@ -279,6 +279,56 @@ def test_relative_paths_are_relative_to_where_the_recipe_was_started(tmp_path):
     assert not (tmp_path / "elsewhere" / "exp").exists()
 
 
+PATHS_RECIPE = """#!/usr/bin/env bash
+set -euo pipefail
+RECIPE_FILE=$(realpath "$0")
+CALLER_DIR=$PWD
+cd "$(dirname "$RECIPE_FILE")"
+PIPELINE_FILE=$RECIPE_FILE
+# <defaults>
+data=           # data folders
+config=c.yml    # a config
+model=none      # a model or none
+# </defaults>
+path_options="data"
+file_options="config model"
+source {stages}
+parse_options "$@"
+echo "data=$data config=$config model=$model"
+"""
+
+
+@pytest.mark.parametrize("start", ["start", "with space"])
+def test_which_options_resolve_against_the_start_folder(tmp_path, start):
+    (tmp_path / "repo").mkdir()
+    script = tmp_path / "repo" / "run.sh"
+    script.write_text(PATHS_RECIPE.format(stages=ROOT / "recipes" / "common" / "stages.sh"))
+    folder = tmp_path / start
+    folder.mkdir()
+    for name in ("c.yml", "mine.yml", "none"):
+        (folder / name).write_text("")
+
+    def values(*args: str) -> str:
+        result = run_recipe(script, *args, cwd=folder)
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    if start == "with space":  # paths are split on spaces: nothing is resolved, and the log says so
+        assert values("--data", "d") == "data=d config=c.yml model=none"
+        assert "whose path has a space" in run_recipe(script, cwd=folder).stderr
+        return
+    # data: always; a file option: only when given and present there; a default or "none": as written
+    assert (
+        values("--data", "d e", "--config", "mine.yml")
+        == f"data={folder}/d {folder}/e config={folder}/mine.yml model=none"
+    )
+    assert (
+        values("--data=/abs", "--model", "none", "--config", "gone.yml")
+        == "data=/abs config=gone.yml model=none"
+    )
+    assert values() == "data= config=c.yml model=none"
+
+
 def split_data_main():
     """``main`` of recipes/folders/local/split_data.py, imported from its file."""
     import importlib.util

@@ -151,8 +151,7 @@ def test_the_objective_must_be_a_metric_validation_computes(corpus):
         check_base(base, "metric/pesq", "maximize")  # PESQ only with Trainer.speech_metrics
     with pytest.raises(ConfigError, match=r"--direction minimize: Trainer.best_mode 'min' contradicts"):
         check_base({**base, "Trainer.speech_metrics": True}, "metric/stoi", "minimize")
-    with pytest.raises(ConfigError, match=r"valid_every \(5\) exceeds Trainer.max_steps \(2\)"):
-        check_base({**base, "Trainer.valid_every": 5}, "mel/loss", "minimize")
+    check_base({**base, "Trainer.valid_every": 5}, "mel/loss", "minimize")  # validates at its last step
 
 
 def test_shipped_space_fits_the_stage_configs():

@@ -193,7 +193,7 @@ def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str])
         keys = [key for key in reader.config if key.split("/")[-1].startswith(f"{prefix}.")]
         if keys:
             message = f"ignoring {', '.join(keys)}: {registry.kind} {name!r} is not selected in this run"
-            if message not in _SAID:
+            if message not in _SAID and log.isEnabledFor(logging.INFO):
                 _SAID.add(message)
                 log.info(message)
             reader.mark_used(prefix)

@@ -191,15 +191,29 @@ def load_on_every_rank(state: State, run_dir: str | Path) -> tuple[dict[str, Any
     the others wait in a collective for ever. One all-reduce of (failed, step, checksum) makes every rank
     return the same checkpoint or raise.
 
+    Parameters
+    ----------
+    state : State
+        The run's state (its rank, device and process group); not modified.
+    run_dir : str or Path
+        The run folder.
+
+    Returns
+    -------
+    tuple of (dict, Path)
+        The checkpoint's payload and the file it came from, the same on every rank.
+
     Raises
     ------
     CheckpointError
-        On every rank, when any rank loaded nothing or the ranks loaded different checkpoints.
+        On every rank, when any rank loaded nothing or the ranks loaded different checkpoints. A rank
+        whose load failed otherwise (an ``OSError`` while setting a file aside) re-raises its own error
+        after the all-reduce; the others raise ``CheckpointError``.
     """
     try:
         payload, path = load_resumable(run_dir, set_aside=state.dist.is_main)
         error = None
-    except CheckpointError as caught:
+    except Exception as caught:  # every rank must hear of it before any rank raises
         payload, path, error = {}, Path(run_dir), caught
     if not state.dist.distributed:
         if error is not None:

@@ -5,11 +5,11 @@ Keys are argbind's, as in DAC's files: ``Trainer.max_steps``, ``HiFiPlusPlus.ups
 :class:`ConfigReader` hands each section's values over through the section's argbind-bound function
 (:mod:`gan_enhance.train.binding`); this module is the layer on top of argbind 0.3.9 for what it lacks.
 A file may start with ``$include: [other.yml, ...]`` (recursive; paths relative to the including file,
-then to the working directory, then to the project's checkout; later files and the including file win) and ``$vars: {name: value}`` (a
-value written ``$name`` anywhere is replaced). Command-line values are read as YAML and every value is
-checked against the annotation of the parameter it feeds (:func:`coerce`). Before anything is built, all
-keys nothing reads are reported in one error, each with the closest known key: argbind would silently
-drop them.
+then to the working directory, then to the project's checkout; later files and the including file win)
+and ``$vars: {name: value}`` (a value written ``$name`` anywhere is replaced). Command-line values are read
+as YAML and every value is checked against the annotation of the parameter it feeds (:func:`coerce`).
+Before anything is built, all keys nothing reads are reported in one error, each with the closest known
+key: argbind would silently drop them.
 
 Every layer combines with :func:`merge_config` (each ``$include``, the including file, the command line):
 a later value replaces an earlier one, except that a dict-valued key (``lambdas``) merges entry by entry,
@@ -40,8 +40,10 @@ from gan_enhance.errors import ConfigError
 INCLUDE = "$include"
 VARS = "$vars"
 REPLACE = "$replace"
-# The checkout this package runs from (conf/, recipes/): the last place an ``$include`` is looked for.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Where an ``$include`` is looked for last: the checkout this package runs from (conf/, recipes/), when it
+# is one (an installed copy has no conf/ beside it).
+_CHECKOUT = Path(__file__).resolve().parents[2]
+INCLUDE_ROOTS = (_CHECKOUT,) if (_CHECKOUT / "conf").is_dir() else ()
 DEBUG_KEY = "args.debug"  # argbind's key: print every bound call with its values
 
 
@@ -66,12 +68,12 @@ def _load_with_includes(path: Path, chain: tuple[Path, ...]) -> tuple[dict[str, 
     merged: dict[str, Any] = {}
     variables: dict[str, Any] = {}
     for include in data.pop(INCLUDE, None) or []:
-        candidates = [path.parent / include, Path(include), PROJECT_ROOT / include]
+        candidates = [path.parent / include, Path(include), *(root / include for root in INCLUDE_ROOTS)]
         target = next((c for c in candidates if c.is_file()), None)
         if target is None:
             raise ConfigError(
-                f"{path}: $include {include!r} not found next to it, in the working directory or in "
-                f"{PROJECT_ROOT}"
+                f"{path}: $include {include!r} not found next to it, in the working directory"
+                + "".join(f" or in {root}" for root in INCLUDE_ROOTS)
             )
         included, included_vars = _load_with_includes(target, chain + (resolved,))
         merged = merge_config(merged, included)

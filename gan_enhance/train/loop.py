@@ -233,7 +233,8 @@ def _one_step(
     # The last step validates too, so a run shorter than valid_every (or not a multiple of it) ends with
     # scores and a `best` for its final weights.
     if settings.valid_every and (step % settings.valid_every == 0 or step == settings.max_steps):
-        stopped_early = run_validation(state, run)
+        # A stop asked for at the last step is no early stop: the run is finished either way.
+        stopped_early = run_validation(state, run) and step < settings.max_steps
     keep = settings.keep_every > 0 and step % settings.keep_every == 0
     due = step % settings.checkpoint_every == 0 or step == settings.max_steps
     if due or keep or stopped_early:
@@ -332,9 +333,8 @@ def guard_spikes(state: State, run: Run, metrics: dict[str, Tensor]) -> None:
     if settings.spike_action == "restore":
         try:
             payload, path = load_on_every_rank(state, run.run_dir)
-        except (
-            CheckpointError
-        ) as error:  # no good checkpoint (on some rank): lowering the rate is what is left
+        except CheckpointError as error:
+            # no good checkpoint (on some rank): lowering the rate is what is left
             log.warning("cannot restore after loss spikes (%s); lowering the learning rates instead", error)
         else:
             step = state.step

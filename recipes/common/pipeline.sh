@@ -40,9 +40,9 @@ wavlm=${wavlm:-microsoft/wavlm-large}               # WavLM of the perceptual lo
 PIPELINE_FILE=${BASH_SOURCE[0]}
 source "$(dirname "$PIPELINE_FILE")/stages.sh"
 # Options holding paths, relative to where the recipe was started (a recipe adds its data folders to
-# path_options before sourcing this file).
+# path_options, and options naming a file it may hold elsewhere to file_options, before sourcing this file).
 path_options="exp_dir ${path_options:-}"
-file_options="stage1_config stage2_config wavlm"
+file_options="stage1_config stage2_config wavlm ${file_options:-}"
 
 # Variables a recipe must set (in its defaults or prepare_data): train_data_args (the --Data.* overrides
 # pointing at its training data), test_degraded and test_clean (the test set), task (degradation preset
@@ -156,9 +156,9 @@ export_model() {
     maker=$(final_train_stage)
     if ! has_run "$run" "$export_tag"; then
         # A finished run without the tag (best needs a validation: Trainer.valid_every 0 writes none).
-        has_run "$run" && die "stage 5: the $run run has no '$export_tag' checkpoint" \
-            "($exp_dir/runs/$run/checkpoints has: $(ls "$exp_dir/runs/$run/checkpoints" | paste -sd ' ' -));" \
-            "choose one with --export_tag"
+        local folder="$exp_dir/runs/$run/checkpoints"
+        has_run "$run" && die "stage 5: the $run run has no '$export_tag' checkpoint ($folder has:" \
+            "$(ls "$folder" | paste -sd ' ' -)); choose one with --export_tag"
         die "stage 5 needs the $run model ($exp_dir/runs/$run/checkpoints/$export_tag), which stage $maker" \
             "makes; run it first (--stage $maker)"
     fi

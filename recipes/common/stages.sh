@@ -26,18 +26,26 @@ die() {
 # The directory the recipe was started from. A recipe records it (CALLER_DIR=$PWD) before it changes to
 # the repository root, so that the relative paths a user gives still name what is where the user is.
 CALLER_DIR=${CALLER_DIR:-$PWD}
+GIVEN_OPTIONS=" "  # the options set on the command line (parse_options)
 
-# resolve_paths: in the options named by $path_options (space-separated paths) and $file_options (a path
-# when one exists there; otherwise, e.g. a config under the repository or a hub id, left as given), make
-# every relative path absolute against $CALLER_DIR. Started from the repository root, nothing changes.
+# resolve_paths: make relative paths absolute against $CALLER_DIR in the options named by $path_options
+# (space-separated paths, from the command line, the environment or a default) and in those named by
+# $file_options when given on the command line and present there (otherwise, e.g. a config under the
+# repository, a hub id or "none", they are left as given). Started from the repository root nothing
+# changes; started from a folder whose path has a space (paths are split on spaces) neither, with a note.
 resolve_paths() {
     local name word words resolved
     [ "$CALLER_DIR" = "$PWD" ] && return 0
+    if [[ $CALLER_DIR == *[[:space:]]* ]]; then
+        log "started from '$CALLER_DIR', whose path has a space: relative paths are taken from $PWD"
+        return 0
+    fi
     for name in ${path_options:-} ${file_options:-}; do
         read -ra words <<< "${!name}"
         resolved=()
         for word in "${words[@]}"; do
-            if [[ $word != /* ]] && { [[ " ${path_options:-} " == *" $name "* ]] || [ -e "$CALLER_DIR/$word" ]; }
+            if [[ $word != /* && " ${path_options:-} " == *" $name "* ]] \
+                || [[ $word != /* && $word != none && $GIVEN_OPTIONS == *" $name "* && -e $CALLER_DIR/$word ]]
             then
                 word=$CALLER_DIR/$word
             fi
@@ -120,6 +128,7 @@ parse_options() {
                     echo "$RECIPE_FILE: unknown option --${name}${close:+; did you mean --$close?}; see --help" >&2
                     exit 2
                 fi
+                GIVEN_OPTIONS+="$name "
                 if [[ $1 == *=* ]]; then  # --name=value
                     printf -v "$name" '%s' "${1#*=}"
                     shift
