@@ -205,14 +205,14 @@ def test_each_key_gets_the_first_sentence_of_its_numpydoc_entry():
     assert parameter_docs(doc) == {"t": "Threads (torch.x; like -j)."}
 
 
-def test_settings_of_an_unselected_part_are_reported_once_per_process(caplog, monkeypatch):
+def test_settings_of_an_unselected_part_are_reported_once_per_process(caplog):
     caplog.set_level("INFO", logger="gan_enhance.train")
     # The demo's overlay switches the stage's HiFi++ to a small U-Net and keeps its HiFi++ keys; the check,
     # the run and the summary read the config again, and the warning is said once, not at every read.
     from gan_enhance.train import builders
     from gan_enhance.train.builders import read_experiment
 
-    monkeypatch.setattr(builders, "_SAID", set())  # as in a fresh process
+    builders._note_once.cache_clear()  # as in a fresh process
 
     config = {**load_config(DEBUG), "HiFiPlusPlus.upsample_channels": 64}
     for _ in range(3):

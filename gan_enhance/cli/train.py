@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
 from gan_enhance.cli._args import flag_parser, help_parser
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> int:
             saved = os.path.join(experiment.runs_dir, experiment.name, CONFIG_FILE)
             print(
                 f"stopped by signal {result.interrupted} at step {result.step}; checkpoints/latest is "
-                f"written; continue with: gan-enhance train --args.load {saved} --resume",
+                f"written; continue with: gan-enhance train --args.load {shlex.quote(saved)} --resume",
                 file=sys.stderr,
             )
         # 128 + signal, as a shell reports a process the signal ended: scripts see the stage unfinished.

@@ -8,6 +8,7 @@ key nothing reads, before a single model is built; the sample rates are the two 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import os
@@ -53,9 +54,6 @@ def reconstruction_losses() -> dict[str, type]:
         "sisdr/loss": SISDRLoss,
         "wavlm/loss": WavLMFeatureLoss,
     }
-
-
-_SAID: set[str] = set()  # warnings about the config already logged by this process
 
 
 @dataclass
@@ -183,9 +181,8 @@ def _known(names: list[str], registry: Any) -> list[str]:
 
 
 def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str]) -> None:
-    """Settings of a registered but unselected part are accepted with a note (an overlay such as the small
-    recipe sizes switches the part and keeps the stage's settings for the old one), said once per
-    process: the check, the run and its summary each read the same config."""
+    """Settings of a registered but unselected part are accepted with a note, once per process (overlays
+    such as the small recipe sizes switch the part; the check, the run and its summary read the config)."""
     for name in registry.names():
         if name in selected:
             continue
@@ -193,10 +190,14 @@ def _ignore_unselected(reader: ConfigReader, registry: Any, selected: list[str])
         keys = [key for key in reader.config if key.split("/")[-1].startswith(f"{prefix}.")]
         if keys:
             message = f"ignoring {', '.join(keys)}: {registry.kind} {name!r} is not selected in this run"
-            if message not in _SAID and log.isEnabledFor(logging.INFO):
-                _SAID.add(message)
-                log.info(message)
+            if log.isEnabledFor(logging.INFO):
+                _note_once(message)
             reader.mark_used(prefix)
+
+
+@functools.cache
+def _note_once(message: str) -> None:
+    log.info(message)
 
 
 def _lambdas(values: dict[str, Any], adversarial: bool) -> dict[str, float]:
