@@ -319,3 +319,24 @@ def test_a_run_whose_last_step_is_not_a_validation_step_still_validates_and_keep
     assert result.step == 3 and result.best is not None
     best = torch.load(checkpoint_path(tmp_path / "short", "best"), weights_only=True)
     assert best["step"] == 3
+
+
+def test_the_run_folder_config_resumes_from_any_working_directory(corpus, tmp_path, monkeypatch):
+    # A config with relative paths, trained from its folder; config.yml in the run folder holds them as
+    # absolute paths, so `--args.load <run>/config.yml --resume` works from anywhere (a job script's cwd).
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(corpus, project / "speech")
+    monkeypatch.chdir(project)
+    config = {**load_config(os.path.join(CONF, "debug.yml"))}
+    config.update(tiny_run("speech", "runs", "rel", **{"Trainer.max_steps": 2}))
+    run_training(config)
+    saved = yaml.safe_load((project / "runs" / "rel" / "config.yml").read_text())
+    assert saved["runs_dir"] == str(project / "runs")
+    assert saved["Data.train_sources"] == saved["Data.val_sources"] == [str(project / "speech")]
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    resumed = run_training({**saved, "Trainer.max_steps": 3}, resume=True)
+    assert resumed.step == 3
+    assert not (tmp_path / "elsewhere" / "runs").exists()

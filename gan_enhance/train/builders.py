@@ -18,7 +18,7 @@ from typing import Any
 from gan_enhance.errors import ConfigError
 from gan_enhance.train.balancer import GradientBalancer
 from gan_enhance.train.config import DEBUG_KEY, ConfigReader, RunSettings, parameters_of
-from gan_enhance.train.data import DataSettings, DataSpec, check_sources
+from gan_enhance.train.data import DataSettings, DataSpec, absolute_paths, check_sources
 from gan_enhance.train.distributed import DistInfo, unwrap, wrap_model
 from gan_enhance.train.ema import EMASettings, GeneratorEMA
 from gan_enhance.train.finetune import FineTuneSettings
@@ -344,7 +344,7 @@ def resolved_config(experiment: Experiment, state: State) -> dict[str, Any]:
 
     config: dict[str, Any] = {
         "name": experiment.name,
-        "runs_dir": experiment.runs_dir,
+        "runs_dir": os.path.abspath(experiment.runs_dir),
         "in_sample_rate": experiment.in_sample_rate,
         "out_sample_rate": experiment.out_sample_rate,
         "generator": experiment.generator,
@@ -377,7 +377,7 @@ def resolved_config(experiment: Experiment, state: State) -> dict[str, Any]:
         "discriminator/Scheduler": asdict(experiment.scheduler_d),
         "EMA": asdict(experiment.ema),
         "FineTune": asdict(experiment.finetune),
-        "Data": asdict(experiment.data.settings),
+        "Data": asdict(absolute_paths(experiment.data.settings)),
         "AdversarialLoss": experiment.adversarial_kwargs,
         "FeatureMatchingLoss": experiment.feature_matching_kwargs,
         "CleanSource": experiment.data.source_settings,

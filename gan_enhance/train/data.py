@@ -6,6 +6,7 @@ saved in checkpoints so a resumed run continues with the next batch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -138,13 +139,31 @@ def check_sources(settings: DataSettings) -> None:
             raise ConfigError(f"Data.{split}_paired must be [degraded_dir, clean_dir], got {paired}")
 
 
+# The DataSettings fields that hold paths (a string or a list of them).
+PATH_FIELDS = tuple(
+    "train_sources val_sources train_paired val_paired train_shards val_shards noise_dirs rir_dirs".split()
+)
+
+
+def absolute_paths(settings: DataSettings) -> DataSettings:
+    """``settings`` with every relative path made absolute against the working directory (what a run
+    folder's ``config.yml`` keeps, so the run resumes from any working directory)."""
+
+    def absolute(value: str) -> str:
+        return os.path.abspath(value) if value else value
+
+    changed = {}
+    for key in PATH_FIELDS:
+        value = getattr(settings, key)
+        changed[key] = absolute(value) if isinstance(value, str) else [absolute(path) for path in value]
+    return dataclasses.replace(settings, **changed)
+
+
 def check_data_paths(settings: DataSettings) -> None:
     """Every data path given exists, named with its key (source folders ``Data.synthetic_files`` will fill
     are exempt). Run before training and by ``train --check``; not part of reading a config, so overlays
     with placeholder paths can be checked and merged anywhere."""
-    keys = ["train_paired", "val_paired", "train_shards", "val_shards", "noise_dirs", "rir_dirs"]
-    if settings.synthetic_files <= 0:
-        keys += ["train_sources", "val_sources"]
+    keys = [key for key in PATH_FIELDS if settings.synthetic_files <= 0 or not key.endswith("_sources")]
     for key in keys:
         value = getattr(settings, key)
         for path in [value] if isinstance(value, str) else value:
