@@ -157,4 +157,21 @@ def test_an_include_of_a_project_config_resolves_from_any_working_directory(tmp_
     monkeypatch.chdir(tmp_path)
     config = load_config(mine)
     assert config["Trainer.max_steps"] == 7
-    assert config["discriminators"] == load_config(root / "recipes/common/conf/small.yml")["discriminators"]
+    small = load_config(root / "recipes/common/conf/small.yml")
+    assert config["ConvNeXtUNet.channels"] == small["ConvNeXtUNet.channels"]
+
+
+@pytest.mark.parametrize(
+    "small, stage",
+    [
+        ("recipes/demo/conf/stage1.yml", "conf/stage1_16k.yml"),
+        ("recipes/demo/conf/stage2.yml", "conf/stage2_48k.yml"),
+        ("recipes/folders/conf/small_stage1.yml", "conf/stage1_16k.yml"),
+        ("recipes/folders/conf/small_stage2.yml", "conf/stage2_48k.yml"),
+    ],
+)
+def test_a_small_stage_config_trains_the_discriminator_families_of_the_stage_it_shrinks(small, stage):
+    # The CPU sizes shrink each family; which families a stage trains with stays the stage's choice, so
+    # the demo's adversarial steps are the real stages' steps at a small size.
+    root = Path(__file__).resolve().parent.parent
+    assert load_config(root / small)["discriminators"] == load_config(root / stage)["discriminators"]
