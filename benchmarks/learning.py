@@ -489,9 +489,13 @@ def validation_curves(run_dir: Path) -> dict[str, list[float]]:
 
 
 # -- 3. evaluation --------------------------------------------------------------------------------------------------
-def export_and_enhance(name: str, out: Path, test: Path, threads: int, env: dict[str, str]) -> Path:
+def export_and_enhance(
+    name: str, out: Path, test: Path, threads: int, env: dict[str, str], tag: str = ""
+) -> Path:
+    """Export run ``name``'s checkpoint ``tag`` (default: ``best`` when it has one, else ``latest``) and
+    enhance ``test/degraded`` with it; returns the folder of enhanced files."""
     run_dir, model, enhanced = out / "runs" / name, out / "models" / name, out / "enhanced" / name
-    tag = "best" if (run_dir / "checkpoints" / "best").is_dir() else "latest"
+    tag = tag or ("best" if (run_dir / "checkpoints" / "best").is_dir() else "latest")
     gan_enhance(["export", str(run_dir), str(model), "--tag", tag], env, out / "logs" / f"{name}.export.log")
     shutil.rmtree(enhanced, ignore_errors=True)
     options = ["--output", str(enhanced), "--threads", str(threads), "--no-progress"]
@@ -501,20 +505,28 @@ def export_and_enhance(name: str, out: Path, test: Path, threads: int, env: dict
     return enhanced
 
 
-def compare(baseline: str, systems: list[str], scores: Path, folder: Path, env: dict[str, str]) -> dict:
+def compare(
+    baseline: str,
+    systems: list[str],
+    scores: Path,
+    folder: Path,
+    env: dict[str, str],
+    metrics: tuple[str, ...] = METRICS,
+) -> dict:
     """``gan-enhance compare`` (paired t-test, Holm over ``systems``) -> {(baseline, system, metric): row}."""
     tables = [f"{name}={scores / (name + '.csv')}" for name in [baseline, *systems]]
-    args = ["compare", *tables, "--test", "ttest", "--metrics", ",".join(METRICS), "--out", str(folder)]
+    args = ["compare", *tables, "--test", "ttest", "--metrics", ",".join(metrics), "--out", str(folder)]
     gan_enhance(args, env, folder / "compare.log")
     with open(folder / "comparison.csv", newline="", encoding="utf-8") as handle:
         return {(row["baseline"], row["system"], row["metric"]): row for row in csv.DictReader(handle)}
 
 
-def mean_scores(path: Path) -> dict[str, float]:
+def mean_scores(path: Path, metrics: tuple[str, ...] = METRICS) -> dict[str, float]:
+    """Each metric's mean over the finite values of an ``evaluate`` table (NaN when there are none)."""
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     means = {}
-    for metric in METRICS:
+    for metric in metrics:
         values = [float(row[metric]) for row in rows if row.get(metric) not in (None, "")]
         values = [v for v in values if math.isfinite(v)]
         means[metric] = sum(values) / len(values) if values else math.nan

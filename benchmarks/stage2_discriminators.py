@@ -21,7 +21,8 @@ downloaded here, so its loss weight is 0 in every arm; batch and segment are sma
    old default), FINALLY's MS-STFT alone (at base.yml's weights, and with the adversarial weights raised
    to the three families' share of the gradient), DAC's pair (MPD + multi-band; not run by default), and
    the warm-up continued without an adversary (``regression``: what any adversary changes at this
-   scale). A finished arm is reused by a later call with the same settings.
+   scale). Validation (the curves under the table) draws from the training material. A finished arm is
+   reused by a later call with the same settings.
 3. ``gan-enhance export`` (the arm's last state) and ``enhance`` of the test pieces; ``gan-enhance
    evaluate`` (SI-SDR, log-spectral distance over the whole band, below and above the input's 8 kHz band
    edge, multi-scale mel distance); ``gan-enhance compare`` (paired t-tests against the three-family arm).
@@ -33,7 +34,6 @@ the three-family arm, steps and steps per second. Everything goes under ``--out`
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import os
 import shutil
@@ -47,9 +47,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from learning import (  # noqa: E402
     TEST_NOISE,
     BenchmarkError,
+    compare,
+    export_and_enhance,
     gan_enhance,
     log,
     matches,
+    mean_scores,
     train_arm,
     validation_curves,
 )
@@ -162,19 +165,13 @@ def prepare(data: Path, out: Path, valid_every: int, env: dict[str, str]) -> tup
     return config, test, len(find_audio_files([str(folder / "pieces")]))
 
 
-def evaluate(names: list[str], out: Path, test: Path, env: dict[str, str]) -> tuple[dict, dict]:
-    """Export (last state), enhance, evaluate, compare with the reference arm; (means, compare rows)."""
-    enhanced = []
-    for name in names:
-        model, folder = out / "models" / name, out / "enhanced" / name
-        logs = out / "logs"
-        gan_enhance(
-            ["export", str(out / "runs" / name), str(model), "--tag", "latest"], env, logs / f"{name}.export"
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-        options = ["--output", str(folder), "--no-progress"]
-        gan_enhance(["enhance", str(model), str(test / "degraded"), *options], env, logs / f"{name}.enhance")
-        enhanced.append(f"--enhanced={name}={folder}")
+def evaluate(names: list[str], out: Path, test: Path, threads: int, env: dict[str, str]) -> tuple[dict, dict]:
+    """Export each arm's last state, enhance, evaluate, compare with the reference arm; (means, compare
+    rows keyed by (baseline, system, metric))."""
+    enhanced = [
+        f"--enhanced={name}={export_and_enhance(name, out, test, threads, env, tag='latest')}"
+        for name in names
+    ]
     scores = out / "eval"
     shutil.rmtree(scores, ignore_errors=True)
     log("evaluating")
@@ -185,21 +182,11 @@ def evaluate(names: list[str], out: Path, test: Path, env: dict[str, str]) -> tu
         env,
         out / "logs" / "evaluate.log",
     )
-    means = {}
-    for name in ["identity", *names]:
-        with open(scores / f"{name}.csv", newline="", encoding="utf-8") as handle:
-            rows = list(csv.DictReader(handle))
-        means[name] = {m: sum(float(row[m]) for row in rows) / len(rows) for m in METRICS}
-    rows = {}
+    means = {name: mean_scores(scores / f"{name}.csv", METRICS) for name in ["identity", *names]}
     others = [name for name in names if name != REFERENCE]
-    if REFERENCE in names and others:
-        tables = [f"{name}={scores / (name + '.csv')}" for name in [REFERENCE, *others]]
-        folder = out / "compare"
-        args = ["compare", *tables, "--test", "ttest", "--metrics", ",".join(METRICS), "--out", str(folder)]
-        gan_enhance(args, env, folder / "compare.log")
-        with open(folder / "comparison.csv", newline="", encoding="utf-8") as handle:
-            rows = {(row["system"], row["metric"]): row for row in csv.DictReader(handle)}
-    return means, rows
+    if REFERENCE not in names or not others:
+        return means, {}
+    return means, compare(REFERENCE, others, scores, out / "compare", env, METRICS)
 
 
 def report(means: dict, arms: dict, rows: dict, title: str) -> str:
@@ -209,7 +196,7 @@ def report(means: dict, arms: dict, rows: dict, title: str) -> str:
         cells = []
         for metric in METRICS:
             cell = f"{values[metric]:.3f}"
-            row = rows.get((name, metric))
+            row = rows.get((REFERENCE, name, metric))
             if row:
                 cell += f" (p {float(row['p_ttest']):.2f})"
             cells.append(cell)
@@ -261,7 +248,7 @@ def main() -> int:
             name, [*base, *extra, "--FineTune.use_ema", "false"], minutes, out / "runs" / name, env
         )
         arms[name]["curves"] = validation_curves(out / "runs" / name)
-    means, rows = evaluate(list(arms), out, test, env)
+    means, rows = evaluate(list(arms), out, test, args.threads, env)
     title = (
         f"# stage 2's discriminators: {items} held-out full-band test pieces (0-10 dB SNR, restoration task), "
         f"{warmup:g} min regression warm-up, then {minutes:g} min per arm, {args.threads} thread(s)"

@@ -140,8 +140,15 @@ def check_sources(settings: DataSettings) -> None:
 
 
 # The DataSettings fields that hold paths (a string or a list of them).
-PATH_FIELDS = tuple(
-    "train_sources val_sources train_paired val_paired train_shards val_shards noise_dirs rir_dirs".split()
+PATH_FIELDS = (
+    "train_sources",
+    "val_sources",
+    "train_paired",
+    "val_paired",
+    "train_shards",
+    "val_shards",
+    "noise_dirs",
+    "rir_dirs",
 )
 
 

@@ -151,15 +151,15 @@ train_stage2() {
 }
 
 export_model() {
-    local run maker
+    local run maker folder
     run=$(final_run)
     maker=$(final_train_stage)
+    folder="$exp_dir/runs/$run/checkpoints"
     if ! has_run "$run" "$export_tag"; then
         # A finished run without the tag (best needs a validation: Trainer.valid_every 0 writes none).
-        local folder="$exp_dir/runs/$run/checkpoints"
         has_run "$run" && die "stage 5: the $run run has no '$export_tag' checkpoint ($folder has:" \
             "$(ls "$folder" | paste -sd ' ' -)); choose one with --export_tag"
-        die "stage 5 needs the $run model ($exp_dir/runs/$run/checkpoints/$export_tag), which stage $maker" \
+        die "stage 5 needs the $run model ($folder/$export_tag), which stage $maker" \
             "makes; run it first (--stage $maker)"
     fi
     rm -rf "$exp_dir/model"
