@@ -53,19 +53,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from learning import (  # noqa: E402
+from equal_time import (  # noqa: E402
     TEST_NOISE,
-    TEST_RIR,
-    TEST_SPEECH,
-    VAL_SPEECH,
     BenchmarkError,
     compare,
     export_and_enhance,
     gan_enhance,
+    held_out_split,
     log,
     matches,
     mean_scores,
-    split,
     train_arm,
     validation_curves,
     write_manifest,
@@ -154,15 +151,7 @@ def prepare_speech(data: Path, folder: Path, config: Path, env: dict[str, str]) 
     """Stage 1's material: the speech split by speakers, noises and rooms as ``benchmarks/learning.py``
     splits it; the held-out speakers in <= 4 s pieces, degraded as learning.py's test set (the stage's chain
     without its Reverb step)."""
-    from gan_enhance.data.files import find_audio_files
-
-    parts = {
-        "speech": split(find_audio_files([str(data / "speech")]), TEST_SPEECH, VAL_SPEECH),
-        "noise": split(find_audio_files([str(data / "noise")]), TEST_NOISE),
-        "rir": split(find_audio_files([str(data / "rir")]), TEST_RIR),
-    }
-    if not all(parts["speech"].values()) or not parts["noise"]["test"] or not parts["rir"]["train"]:
-        raise BenchmarkError(f"{data}: needs speech/ with test and validation voices, noise/ and rir/")
+    parts = held_out_split(data)
     for name in ("train", "val"):
         write_manifest(parts["speech"][name], folder / f"{name}.csv")
     material = {
