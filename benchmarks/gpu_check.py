@@ -6,7 +6,7 @@
 
 Checks, each a row of the table (a failed check prints its error in the row and the script exits 1):
 
-1. ``fit``: ``conf/stage1_16k.yml`` (HiFi++, MPD + MS-STFT + multi-band discriminators) at full size on
+1. ``fit``: ``conf/stage1_16k.yml`` (HiFi++, MS-STFT discriminator) at full size on
    synthetic speech, bf16 autocast and ``torch.compile``, regression then adversarial steps, logging,
    validation, ``best`` and ``latest``; then ``--resume`` for more steps; export of ``best``; chunked
    enhancement of a longer clip equal to one pass over it.

@@ -4,8 +4,9 @@
 
 DAC weighs mel 15, adversarial 1 and feature matching 2, but its adversarial and feature-matching losses
 are sums over sub-discriminators (and layers); ours are means (``gan_enhance.losses.adversarial``), so the
-same numbers give the adversary far less of the gradient. This script builds the stage-1 models at their
-default sizes (HiFi++; MPD + MS-STFT + multi-band discriminators), optionally trains the generator on the
+same numbers give the adversary far less of the gradient. This script builds the models of ``--config`` at
+their default sizes (default stage 1: HiFi++ and its MS-STFT discriminator; base.yml's weights were
+matched with its three families, stage 1's until 2026-12), optionally trains the generator on the
 regression losses for a few steps (the state adversarial training starts from), and on the same batches
 measures ``||w_k * d loss_k / d y_hat||`` for:
 

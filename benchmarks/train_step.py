@@ -18,12 +18,11 @@ generated half into the generator) and every reconstruction loss (forward + back
 with the GFLOP of each part and the rate it runs at (how much work there is, apart from how well the
 hardware does it).
 
-The models are the configs' own (HiFi++; stage 1's MPD + MS-STFT + multi-band discriminators, stage 2's
-MS-STFT alone; mel + L1 + WavLM losses); only the batch and segment are small. WavLM is a random model
-with WavLM-Large's conv encoder (the only part the loss runs) and a one-layer transformer, saved and loaded
-like a real one, since no weights can be downloaded here. Data are synthetic speech degraded on the fly
-by the config's task, read through the real loader (``--workers`` processes; 0 puts the degradation cost
-into "data").
+The models are the configs' own (HiFi++; both stages' MS-STFT discriminator; mel + L1 + WavLM losses);
+only the batch and segment are small. WavLM is a random model with WavLM-Large's conv encoder (the only
+part the loss runs) and a one-layer transformer, saved and loaded like a real one, since no weights can be
+downloaded here. Data are synthetic speech degraded on the fly by the config's task, read through the
+real loader (``--workers`` processes; 0 puts the degradation cost into "data").
 
 Prints a markdown table of milliseconds per step: data wait, generator forward, generator backward,
 discriminator forward+backward, losses (reconstruction + adversarial forward in the generator step),
