@@ -6,7 +6,7 @@ DAC weighs mel 15, adversarial 1 and feature matching 2, but its adversarial and
 are sums over sub-discriminators (and layers); ours are means (``gan_enhance.losses.adversarial``), so the
 same numbers give the adversary far less of the gradient. This script builds the models of ``--config`` at
 their default sizes (default stage 1: HiFi++ and its MS-STFT discriminator; base.yml's weights were
-matched with its three families, stage 1's until 2026-12), optionally trains the generator on the
+matched with its three families), optionally trains the generator on the
 regression losses for a few steps (the state adversarial training starts from), and on the same batches
 measures ``||w_k * d loss_k / d y_hat||`` for:
 
