@@ -77,6 +77,8 @@ FULL_BAND = (
 )
 TRAIN_SHARE = 0.7
 FULL_BAND_PIECE_SECONDS = 1.0
+# Stage 2's rates: 16 kHz degraded input, 48 kHz clean reference.
+IN_RATE, OUT_RATE = 16000, 48000
 REFERENCE = "mpd-msstft-mbd"
 # Each arm's discriminator families and any other settings.
 ARMS = {
@@ -139,8 +141,6 @@ class Stage:
     """
 
     config: str
-    in_rate: int
-    out_rate: int
     metrics: tuple[str, ...]
     arms: tuple[str, ...]
     prepare: Callable[[Path, Path, Path, dict[str, str]], int]
@@ -173,7 +173,6 @@ def prepare_full_band(data: Path, folder: Path, config: Path, env: dict[str, str
     from gan_enhance.audio import read_audio, write_audio
     from gan_enhance.data.files import find_audio_files
 
-    stage = STAGES[2]
     files = [path for path in find_audio_files([str(data)]) if matches(path, FULL_BAND)]
     noises = find_audio_files([str(data / "noise")])
     train_noise = [path for path in noises if not matches(path, TEST_NOISE)]
@@ -183,14 +182,14 @@ def prepare_full_band(data: Path, folder: Path, config: Path, env: dict[str, str
             f"{data}: needs the full-band files {', '.join(FULL_BAND)} and noise/ recordings"
         )
     for path in files:
-        wav = read_audio(path, stage.out_rate, mono=True)[0][0].numpy()
+        wav = read_audio(path, OUT_RATE, mono=True)[0][0].numpy()
         cut = int(TRAIN_SHARE * wav.size)
         stem = Path(path).stem
-        write_audio(folder / "train" / f"{stem}.wav", torch.from_numpy(wav[:cut])[None], stage.out_rate)
-        count = math.ceil((wav.size - cut) / (FULL_BAND_PIECE_SECONDS * stage.out_rate))
+        write_audio(folder / "train" / f"{stem}.wav", torch.from_numpy(wav[:cut])[None], OUT_RATE)
+        count = math.ceil((wav.size - cut) / (FULL_BAND_PIECE_SECONDS * OUT_RATE))
         for number, piece in enumerate(np.array_split(wav[cut:], count)):
             target = folder / "pieces" / f"{stem}_{number}.wav"
-            write_audio(target, torch.from_numpy(piece)[None], stage.out_rate)
+            write_audio(target, torch.from_numpy(piece)[None], OUT_RATE)
     material = {
         "Data.train_sources": [str(folder / "train")],
         "Data.val_sources": [str(folder / "train")],
@@ -198,7 +197,7 @@ def prepare_full_band(data: Path, folder: Path, config: Path, env: dict[str, str
     }
     write_overlay(config, material)
     args = ["degrade", str(folder / "pieces"), str(folder / "test"), "--task", "restoration", "--seed", "0"]
-    args += ["--in-sample-rate", str(stage.in_rate), "--out-sample-rate", str(stage.out_rate)]
+    args += ["--in-sample-rate", str(IN_RATE), "--out-sample-rate", str(OUT_RATE)]
     args += ["--noise", *test_noise, "--set", "AddNoise.snr_db=[0, 10]", "--set", "AddNoise.synthetic_prob=0"]
     gan_enhance(args, env, folder / "degrade.log")
     return len(find_audio_files([str(folder / "pieces")]))
@@ -207,8 +206,6 @@ def prepare_full_band(data: Path, folder: Path, config: Path, env: dict[str, str
 STAGES = {
     1: Stage(
         config="stage1_16k.yml",
-        in_rate=16000,
-        out_rate=16000,
         metrics=("si_sdr", "pesq_wb", "stoi", "lsd", "mel_distance"),
         arms=(REFERENCE, "msstft", "regression"),
         prepare=prepare_speech,
@@ -216,8 +213,6 @@ STAGES = {
     ),
     2: Stage(
         config="stage2_48k.yml",
-        in_rate=16000,
-        out_rate=48000,
         metrics=("si_sdr", "lsd", "lsd_low", "lsd_high", "mel_distance"),
         arms=(REFERENCE, "msstft", "msstft-x2.4", "regression"),
         prepare=prepare_full_band,
